@@ -1,0 +1,44 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodyLimitMiddleware
+from api.routes import jobs, system
+from core.config import Settings, settings
+from core.db import check_schema
+from core.redis_client import get_redis
+from models.spec import load_registry
+
+log = logging.getLogger(__name__)
+
+
+def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
+    """Build the API; with check_db it refuses to start on an out-of-date schema."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if check_db:
+            check_schema(cfg.database_url)
+        yield
+
+    app = FastAPI(
+        title="sluice",
+        version="0.1.0",
+        description="Self-hosted batch inference: submit jobs, poll progress, stream results.",
+        lifespan=lifespan,
+    )
+    app.state.settings = cfg
+    app.state.registry = load_registry(cfg.models_file)
+    app.state.redis = get_redis(cfg.redis_url)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(jobs.router)
+    return app

@@ -1,0 +1,102 @@
+"""Turning every error into one JSON shape: {"error": {message, type, param, code}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import QuotaExceeded, SluiceError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(
+    *, message: str, kind: str, code: str, param: str | None = None, details: Any = None
+) -> dict[str, Any]:
+    """The error envelope (OpenAI's shape, plus optional details)."""
+    err: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
+    if details is not None:
+        err["details"] = details
+    return {"error": err}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that map exceptions to HTTP responses."""
+
+    @app.exception_handler(SluiceError)
+    async def _sluice(_: Request, exc: SluiceError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, QuotaExceeded):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(
+            error_body(
+                message=exc.message,
+                kind=exc.kind,
+                code=exc.code,
+                param=exc.param,
+                details=exc.details,
+            ),
+            status_code=exc.status,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
+        param = _loc(tuple(first.get("loc", ())))
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        details = [
+            {"param": _loc(tuple(e.get("loc", ()))), "message": e["msg"]} for e in errors[:20]
+        ]
+        return JSONResponse(
+            error_body(
+                message=message,
+                kind="invalid_request_error",
+                code="invalid_request",
+                param=param or None,
+                details=details,
+            ),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(message=str(exc.detail), kind="invalid_request_error", code=code),
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(redis.exceptions.TimeoutError)
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("backing service unavailable: %s", exc)
+        return JSONResponse(
+            error_body(
+                message="a backing service is unavailable; retry later",
+                kind="server_error",
+                code="service_unavailable",
+            ),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )

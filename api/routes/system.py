@@ -1,0 +1,87 @@
+"""Health, readiness and the model list."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import TenantDep
+from api.schemas import ModelList, ModelOut
+from core.constants import WORKER_TTL_SECONDS, workers_key
+from core.db import check_schema, ping
+from models.spec import ModelSpec
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["system"], summary="The process is up")
+def healthz() -> dict[str, str]:
+    """Liveness: answers while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["system"], summary="Database and Redis are reachable")
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database (at the right schema) and Redis answer, else 503."""
+    checks: dict[str, str] = {}
+    db = request.app.state.settings.database_url
+    try:
+        ping(db)
+        check_schema(db)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        request.app.state.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", **checks}, status_code=200 if ok else 503
+    )
+
+
+def _dimensions(spec: ModelSpec) -> int | None:
+    try:
+        config = json.loads((Path(spec.resolved_source()) / "config.json").read_text())
+        return int(config["hidden_size"])
+    except Exception:
+        return None
+
+
+@router.get(
+    "/v1/models", response_model=ModelList, tags=["models"], summary="The registered models"
+)
+def list_models(request: Request, _tenant: TenantDep) -> ModelList:
+    """Each model's task, output size, limits, and how many live workers serve it."""
+    state = request.app.state
+    now = time.time()
+    out = []
+    for spec in state.registry.values():
+        try:
+            live: int | None = int(
+                state.redis.zcount(
+                    workers_key(state.settings.redis_prefix, spec.name),
+                    now - WORKER_TTL_SECONDS,
+                    "+inf",
+                )
+            )
+        except Exception:
+            live = None
+        out.append(
+            ModelOut(
+                id=spec.name,
+                task=spec.task,
+                dimensions=_dimensions(spec),
+                max_length=spec.max_length,
+                dtype=spec.dtype,
+                chunk_size=spec.chunk_size,
+                live_workers=live,
+            )
+        )
+    return ModelList(data=out)

@@ -1,0 +1,85 @@
+"""Checking a job request against its model's task, before anything is written."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from api.schemas import JobCreate
+from core.config import Settings
+from core.errors import InvalidInput, ModelUnavailable, TooLarge
+from core.store.jobs import JobSpec
+from models.params import parse_params
+from models.spec import ModelSpec
+
+
+def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings) -> JobSpec:
+    """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
+    spec = registry.get(body.model)
+    if spec is None:
+        raise ModelUnavailable(
+            f"unknown model {body.model!r}; GET /v1/models lists them", param="model"
+        )
+    if not body.inputs:
+        raise InvalidInput("inputs is empty", code="empty_inputs", param="inputs")
+    if len(body.inputs) > cfg.max_inputs_per_job:
+        raise TooLarge(
+            f"{len(body.inputs)} inputs; at most {cfg.max_inputs_per_job} per job",
+            code="too_many_inputs",
+            param="inputs",
+        )
+    if len(body.metadata) > cfg.max_metadata_pairs or any(
+        len(k) > 64 or len(v) > 512 for k, v in body.metadata.items()
+    ):
+        raise InvalidInput(
+            f"metadata takes at most {cfg.max_metadata_pairs} pairs, keys up to "
+            "64 and values up to 512 characters",
+            param="metadata",
+        )
+    try:
+        params = parse_params(spec.task, body.params).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidInput(
+            f"params.{where}: {first['msg']}", code="invalid_params", param=f"params.{where}"
+        ) from exc
+    seen: set[str] = set()
+    items: list[tuple[str | None, str]] = []
+    for i, item in enumerate(body.inputs):
+        if not isinstance(item.input, str):
+            raise InvalidInput(
+                f"inputs[{i}].input must be a string for task {spec.task}",
+                param=f"inputs[{i}].input",
+            )
+        if len(item.input) > cfg.max_input_chars:
+            raise InvalidInput(
+                f"inputs[{i}].input has {len(item.input)} characters; at most "
+                f"{cfg.max_input_chars}",
+                code="input_too_large",
+                param=f"inputs[{i}].input",
+            )
+        cid = item.custom_id
+        if cid is not None:
+            if len(cid) > cfg.max_custom_id_chars:
+                raise InvalidInput(
+                    f"inputs[{i}].custom_id is longer than {cfg.max_custom_id_chars} characters",
+                    param=f"inputs[{i}].custom_id",
+                )
+            if cid in seen:
+                raise InvalidInput(
+                    f"inputs[{i}].custom_id {cid!r} is used twice",
+                    code="duplicate_custom_id",
+                    param=f"inputs[{i}].custom_id",
+                )
+            seen.add(cid)
+        items.append((cid, item.input))
+    return JobSpec(
+        model=spec.name,
+        task=spec.task,
+        items=items,
+        params=params,
+        priority=body.priority,
+        metadata=dict(body.metadata),
+        chunk_size=spec.chunk_size,
+        expires_after_seconds=cfg.job_retention_days * 86400,
+    )

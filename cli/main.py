@@ -1,0 +1,191 @@
+"""`sluice`: migrate, run the API and workers, submit and follow jobs, manage keys.
+
+Imports stay inside commands: `sluice worker --gpu N` must pin the GPU before torch loads,
+and client commands should start instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="sluice: self-hosted batch inference.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+err = Console(stderr=True)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (the only way the schema changes)."""
+    from core.config import settings
+    from core.db import migrate as run_migrations
+
+    revision = run_migrations()
+    err.print(f"database {settings.database_url.split('@')[-1]} is at revision {revision}")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Run the HTTP API (refuses to start on an out-of-date schema)."""
+    import uvicorn
+
+    from core.config import settings
+
+    _logging()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command()
+def worker(
+    gpu: Annotated[int | None, typer.Option(help="Pin to this GPU index")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names (default: all)")
+    ] = None,
+) -> None:
+    """Run a worker: one process per GPU, models loaded once."""
+    from worker.main import start_worker
+
+    _logging()
+    start_worker(gpu=gpu, models=[m for m in models.split(",") if m] if models else None)
+
+
+@app.command()
+def demo(
+    dataset: Annotated[
+        Path | None, typer.Argument(help="A JSONL(.gz) file; default: the stdlib's docstrings")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many items")] = 5000,
+    model: Annotated[str, typer.Option(help="Model name")] = "all-minilm-l6-v2",
+    port: Annotated[int | None, typer.Option(help="API port (default: 8000 if free)")] = 8000,
+    logs: Annotated[Path, typer.Option(help="Where process logs go")] = Path(".sluice/logs"),
+) -> None:
+    """Run the main job end to end on the embedded default and print a summary."""
+    from cli.demo import run_demo
+
+    run_demo(dataset=dataset, limit=limit, model=model, port=port, logs=logs)
+
+
+@app.command()
+def submit(
+    file: Annotated[
+        Path, typer.Argument(help="JSONL(.gz): {custom_id, input} or {id, text} per line")
+    ],
+    model: Annotated[str, typer.Option(help="Model name")],
+    wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar")] = False,
+    params: Annotated[str, typer.Option(help="Task params as JSON")] = "{}",
+    priority: Annotated[int, typer.Option(min=0, max=9)] = 0,
+    limit: Annotated[int | None, typer.Option(help="Only the first N lines")] = None,
+) -> None:
+    """Submit a file's lines as one job; print the job id (and follow it with --wait)."""
+    from cli.client import ApiError, Client
+    from cli.follow import follow_job
+    from cli.inputs import InputFileError, read_inputs
+
+    try:
+        items = list(read_inputs(file, limit))
+    except (InputFileError, OSError) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    client = Client()
+    try:
+        job = client.submit(model=model, inputs=items, params=json.loads(params), priority=priority)
+        print(job["id"])
+        if wait:
+            job = follow_job(client, job["id"], err)
+            c = job["counts"]
+            err.print(f"{job['status']}: {c['completed']:,} ok, {c['failed']:,} failed")
+    except ApiError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def status(
+    job_id: str, wait: Annotated[float, typer.Option(help="Long-poll up to N seconds")] = 0
+) -> None:
+    """Print a job as JSON."""
+    from cli.client import Client
+
+    print(json.dumps(Client().job(job_id, wait=wait), indent=2))
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job."""
+    from cli.client import Client
+
+    print(json.dumps(Client().cancel(job_id), indent=2))
+
+
+@app.command()
+def results(
+    job_id: str,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default: stdout)")
+    ] = None,
+) -> None:
+    """Download a job's results as JSONL, in input order, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from cli.client import Client
+
+    client = Client()
+    total = client.job(job_id)["counts"]["total"]
+    out = output.open("wb") if output else sys.stdout.buffer
+    try:
+        with Progress(
+            TextColumn("results"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            disable=output is None,
+        ) as bar:
+            task = bar.add_task("results", total=total)
+            for line in client.results(job_id):
+                out.write(line + b"\n")
+                bar.advance(task)
+    finally:
+        if output:
+            out.close()
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")]) -> None:
+    """Create an API key for a tenant; the key is printed once and only its hash is kept."""
+    from core.db import check_schema, write_session
+    from core.store.tenants import create_key
+
+    check_schema()
+    with write_session() as session:
+        t, key = create_key(session=session, tenant_name=tenant)
+    err.print(f"tenant {t.name} ({t.id}); store this key now, it is not shown again:")
+    print(key)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,52 @@
+"""Compression of chunk payloads: inputs as records, outputs as ready JSONL lines."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+# One input record: [index, custom_id, input].
+InputRecord = tuple[int, str | None, Any]
+
+
+def pack_inputs(records: Iterable[InputRecord]) -> bytes:
+    """Compress a chunk's input records."""
+    return zlib.compress(orjson.dumps(list(records)), 6)
+
+
+def unpack_inputs(blob: bytes) -> list[InputRecord]:
+    """Decompress a chunk's input records."""
+    return [(r[0], r[1], r[2]) for r in orjson.loads(zlib.decompress(blob))]
+
+
+def pack_lines(lines: Iterable[bytes]) -> bytes:
+    """Compress result lines (each one JSON object, no newline) into one blob."""
+    return zlib.compress(b"".join(line + b"\n" for line in lines), 1)
+
+
+def unpack_lines(blob: bytes) -> Iterator[bytes]:
+    """The result lines of a blob, each ending with a newline."""
+    data = zlib.decompress(blob)
+    start = 0
+    while start < len(data):
+        end = data.index(b"\n", start) + 1
+        yield data[start:end]
+        start = end
+
+
+def result_line(index: int, custom_id: str | None, output: Any) -> bytes:
+    """One successful result line."""
+    return orjson.dumps(
+        {"custom_id": custom_id, "index": index, "output": output},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def error_line(index: int, custom_id: str | None, code: str, message: str) -> bytes:
+    """One failed result line."""
+    return orjson.dumps(
+        {"custom_id": custom_id, "index": index, "error": {"code": code, "message": message}}
+    )

@@ -1,0 +1,64 @@
+"""The one settings object, read from the environment (prefix SLUICE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; defaults run everything on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", env_file=".env", extra="ignore")
+
+    environment: str = "development"
+    database_url: str = "sqlite:///./sluice.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key (Celery's included) starts with this, so several deployments or
+    # test runs can share one Redis server without seeing each other.
+    redis_prefix: str = "sluice:"
+    models_file: Path | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_inputs_per_job: int = Field(default=100_000, ge=1)
+    max_input_chars: int = Field(default=100_000, ge=1)
+    max_custom_id_chars: int = Field(default=512, ge=1)
+    max_metadata_pairs: int = Field(default=16, ge=0)
+    max_wait_seconds: float = Field(default=60.0, ge=0)
+    jobs_per_minute: int = Field(default=120, ge=1)
+    page_size_max: int = Field(default=100, ge=1)
+
+    lease_seconds: float = Field(default=60.0, gt=0)
+    queue_lease_seconds: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    dispatch_interval_seconds: float = Field(default=1.0, gt=0)
+    queue_depth_per_worker: int = Field(default=2, ge=1)
+    cancel_check_seconds: float = Field(default=0.5, gt=0)
+    job_retention_days: float = Field(default=30.0, gt=0)
+
+    # Only a hash of this pepper-mixed key is stored; outside development it must be set.
+    key_pepper: str = "changeme"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_in_production(self) -> Settings:
+        if self.environment != "development" and self.key_pepper == "changeme":
+            raise ValueError("SLUICE_KEY_PEPPER must be set outside development")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite default."""
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment (fresh each call; processes cache their own)."""
+    return Settings()
+
+
+settings = get_settings()

@@ -1,0 +1,32 @@
+"""Queue names, task names and Redis key names, in one place."""
+
+RUN_CHUNK_TASK = "sluice.run_chunk"
+MODEL_QUEUE_PREFIX = "sluice.model."
+
+
+def model_queue(model: str) -> str:
+    """The Celery queue that carries chunks of one model."""
+    return f"{MODEL_QUEUE_PREFIX}{model}"
+
+
+def nudge_key(prefix: str, model: str) -> str:
+    """Redis list a dispatcher blocks on; pushed when new work for a model appears."""
+    return f"{prefix}nudge:{model}"
+
+
+def workers_key(prefix: str, model: str) -> str:
+    """Redis sorted set of live workers serving a model, scored by last heartbeat."""
+    return f"{prefix}workers:{model}"
+
+
+def lock_key(prefix: str, name: str) -> str:
+    """Redis key of a short advisory lock (sweep)."""
+    return f"{prefix}lock:{name}"
+
+
+def rate_key(prefix: str, tenant_id: str, window: int) -> str:
+    """Redis counter of one tenant's job submissions in one minute window."""
+    return f"{prefix}rate:{tenant_id}:{window}"
+
+
+WORKER_TTL_SECONDS = 15.0

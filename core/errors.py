@@ -1,0 +1,104 @@
+"""The one exception hierarchy; api/ maps it to HTTP in a single handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SluiceError(Exception):
+    """Base of every error sluice raises on purpose."""
+
+    code = "internal_error"
+    status = 500
+    kind = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.details = details
+
+
+class InvalidInput(SluiceError):
+    """The request or one of its inputs is malformed."""
+
+    code = "invalid_input"
+    status = 400
+    kind = "invalid_request_error"
+
+
+class NotFound(SluiceError):
+    """The resource does not exist or belongs to another tenant."""
+
+    code = "not_found"
+    status = 404
+    kind = "invalid_request_error"
+
+
+class Unauthorized(SluiceError):
+    """No valid API key was presented."""
+
+    code = "invalid_api_key"
+    status = 401
+    kind = "authentication_error"
+
+
+class ModelUnavailable(SluiceError):
+    """The model is not registered, or cannot be loaded here."""
+
+    code = "unknown_model"
+    status = 400
+    kind = "invalid_request_error"
+
+
+class TooLarge(SluiceError):
+    """The request exceeds a size limit."""
+
+    code = "request_too_large"
+    status = 413
+    kind = "invalid_request_error"
+
+
+class QuotaExceeded(SluiceError):
+    """The tenant is over a rate limit; retry later."""
+
+    code = "rate_limit_exceeded"
+    status = 429
+    kind = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class Conflict(SluiceError):
+    """The resource is in a state that does not allow the operation."""
+
+    code = "conflict"
+    status = 409
+    kind = "invalid_request_error"
+
+
+class ServiceUnavailable(SluiceError):
+    """A backing service (database, Redis) is unreachable; retry later."""
+
+    code = "service_unavailable"
+    status = 503
+    kind = "server_error"
+
+
+class SchemaOutdated(SluiceError):
+    """The database schema is not at the migrations' head: run `sluice migrate`."""
+
+    code = "schema_outdated"
+    status = 503
+    kind = "server_error"

@@ -1,0 +1,1 @@
+"""Store functions: the only code that reads and writes the tables."""

@@ -1,0 +1,306 @@
+"""Chunk leases: fair dispatch, start, extend, conditional completion, and the sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from core import states
+from core.codec import InputRecord, error_line, pack_lines, unpack_inputs
+from core.ids import new_token
+from core.store.jobs import finish_job_if_done
+from core.tables import Chunk, Job, Tenant
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """A chunk moved to queued, with the lease token its message must carry."""
+
+    chunk_id: int
+    token: str
+    model: str
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """What a worker needs to run a chunk it has started."""
+
+    chunk_id: int
+    token: str
+    job_id: str
+    model: str
+    task: str
+    params: dict[str, Any]
+    records: list[InputRecord]
+
+
+def queued_count(*, session: Session, model: str) -> int:
+    """Chunks of a model sent to the broker and not yet started."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Chunk)
+            .where(Chunk.model == model, Chunk.status == states.C_QUEUED)
+        )
+        or 0
+    )
+
+
+def _next_job(session: Session, model: str) -> tuple[str, str] | None:
+    """The job to serve next: highest priority, then the least recently served tenant,
+    then that tenant's least recently served job (round-robin at both levels)."""
+    has_pending = exists().where(Chunk.job_id == Job.id, Chunk.status == states.C_PENDING)
+    row = session.execute(
+        select(Job.id, Job.tenant_id)
+        .join(Tenant, Tenant.id == Job.tenant_id)
+        .where(Job.model == model, Job.status.in_(states.JOB_ACTIVE), has_pending)
+        .order_by(
+            Job.priority.desc(),
+            func.coalesce(Tenant.last_dispatched_at, 0.0),
+            func.coalesce(Job.last_dispatched_at, 0.0),
+            Job.id,
+        )
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def dispatch_chunks(
+    *, session: Session, model: str, limit: int, now: float, queue_lease: float
+) -> list[Dispatched]:
+    """Move up to `limit` pending chunks of a model to queued, one fair choice at a time."""
+    out: list[Dispatched] = []
+    tick = now
+    while len(out) < limit:
+        picked = _next_job(session, model)
+        if picked is None:
+            break
+        job_id, tenant_id = picked
+        tick += 1e-6  # strictly increasing, so round-robin order holds within one call
+        chunk_id = session.scalar(
+            select(Chunk.id)
+            .where(Chunk.job_id == job_id, Chunk.status == states.C_PENDING)
+            .order_by(Chunk.seq)
+            .limit(1)
+        )
+        token = new_token()
+        moved = session.execute(
+            update(Chunk)
+            .where(Chunk.id == chunk_id, Chunk.status == states.C_PENDING)
+            .values(status=states.C_QUEUED, lease_token=token, lease_expires_at=now + queue_lease)
+        ).rowcount
+        session.execute(update(Job).where(Job.id == job_id).values(last_dispatched_at=tick))
+        session.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(last_dispatched_at=tick)
+        )
+        if moved and chunk_id is not None:
+            out.append(Dispatched(chunk_id=chunk_id, token=token, model=model))
+    return out
+
+
+def requeue_undelivered(*, session: Session, chunk_id: int, token: str) -> bool:
+    """Put a queued chunk whose message could not be sent back to pending."""
+    return (
+        session.execute(
+            update(Chunk)
+            .where(
+                Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED
+            )
+            .values(status=states.C_PENDING, lease_token=None, lease_expires_at=None)
+        ).rowcount
+        == 1
+    )
+
+
+def start_chunk(
+    *, session: Session, chunk_id: int, token: str, worker: str, now: float, lease: float
+) -> ChunkWork | None:
+    """Take a queued chunk whose lease token matches; None for a stale or duplicate message."""
+    row = session.execute(
+        select(Chunk.job_id, Chunk.inputs, Job.status, Job.model, Job.task, Job.params)
+        .join(Job, Job.id == Chunk.job_id)
+        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
+    ).first()
+    if row is None:
+        return None
+    job_id, inputs, job_status, model, task, params = row
+    if job_status not in states.JOB_ACTIVE:
+        session.execute(
+            update(Chunk)
+            .where(Chunk.id == chunk_id, Chunk.lease_token == token)
+            .values(
+                status=states.C_CANCELLED, lease_token=None, lease_expires_at=None, finished_at=now
+            )
+        )
+        finish_job_if_done(session=session, job_id=job_id, now=now)
+        return None
+    moved = session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
+        .values(
+            status=states.C_RUNNING,
+            attempts=Chunk.attempts + 1,
+            worker=worker,
+            started_at=now,
+            lease_expires_at=now + lease,
+        )
+    ).rowcount
+    if not moved:
+        return None
+    finish_job_if_done(session=session, job_id=job_id, now=now)
+    return ChunkWork(
+        chunk_id=chunk_id,
+        token=token,
+        job_id=job_id,
+        model=model,
+        task=task,
+        params=params or {},
+        records=unpack_inputs(inputs),
+    )
+
+
+def extend_lease(*, session: Session, chunk_id: int, token: str, now: float, lease: float) -> bool:
+    """Push a running chunk's lease out; False means the lease was lost (stop working)."""
+    return (
+        session.execute(
+            update(Chunk)
+            .where(
+                Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_RUNNING
+            )
+            .values(lease_expires_at=now + lease)
+        ).rowcount
+        == 1
+    )
+
+
+def complete_chunk(
+    *,
+    session: Session,
+    work: ChunkWork,
+    outputs: bytes,
+    completed: int,
+    failed: int,
+    now: float,
+    compute_seconds: float,
+) -> bool:
+    """Record a chunk's results if this worker still holds its lease; count them once."""
+    moved = session.execute(
+        update(Chunk)
+        .where(
+            Chunk.id == work.chunk_id,
+            Chunk.lease_token == work.token,
+            Chunk.status == states.C_RUNNING,
+        )
+        .values(
+            status=states.C_DONE,
+            outputs=outputs,
+            completed=completed,
+            failed=failed,
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+            compute_seconds=compute_seconds,
+        )
+    ).rowcount
+    if not moved:
+        return False
+    session.execute(
+        update(Job)
+        .where(Job.id == work.job_id)
+        .values(completed=Job.completed + completed, failed=Job.failed + failed, updated_at=now)
+    )
+    finish_job_if_done(session=session, job_id=work.job_id, now=now)
+    return True
+
+
+def abandon_chunk(*, session: Session, work: ChunkWork, now: float, cancelled: bool) -> bool:
+    """Give up a running chunk: cancelled for good, or back to pending for another worker."""
+    values: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+    if cancelled:
+        values.update(status=states.C_CANCELLED, finished_at=now)
+    else:
+        values.update(status=states.C_PENDING, attempts=Chunk.attempts - 1)
+    moved = session.execute(
+        update(Chunk)
+        .where(
+            Chunk.id == work.chunk_id,
+            Chunk.lease_token == work.token,
+            Chunk.status == states.C_RUNNING,
+        )
+        .values(values)
+    ).rowcount
+    if moved:
+        finish_job_if_done(session=session, job_id=work.job_id, now=now)
+    return moved == 1
+
+
+def _fail_chunk(session: Session, chunk: Chunk, now: float, attempts: int) -> None:
+    records = unpack_inputs(chunk.inputs)
+    message = f"the chunk holding this item failed {attempts} times (worker lost)"
+    lines = (error_line(i, cid, "attempts_exhausted", message) for i, cid, _ in records)
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id == chunk.id, Chunk.lease_token == chunk.lease_token)
+        .values(
+            status=states.C_FAILED,
+            outputs=pack_lines(lines),
+            completed=0,
+            failed=len(records),
+            lease_token=None,
+            lease_expires_at=None,
+            finished_at=now,
+        )
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id == chunk.job_id)
+        .values(failed=Job.failed + len(records), updated_at=now)
+    )
+
+
+def sweep_expired(
+    *, session: Session, now: float, max_attempts: int, limit: int = 500
+) -> dict[str, int]:
+    """Return chunks with lapsed leases to pending (or fail/cancel them); finish their jobs."""
+    expired = list(
+        session.execute(
+            select(Chunk, Job.status)
+            .join(Job, Job.id == Chunk.job_id)
+            .where(Chunk.status.in_(states.CHUNK_LEASED), Chunk.lease_expires_at < now)
+            .limit(limit)
+        )
+    )
+    moved = {states.C_PENDING: 0, states.C_FAILED: 0, states.C_CANCELLED: 0}
+    touched: set[str] = set()
+    for chunk, job_status in expired:
+        target = states.expired_lease_target(
+            status=chunk.status,
+            attempts=chunk.attempts,
+            max_attempts=max_attempts,
+            job_cancelling=job_status not in states.JOB_ACTIVE,
+        )
+        if target == states.C_FAILED:
+            _fail_chunk(session, chunk, now, chunk.attempts)
+        else:
+            values: dict[str, Any] = {
+                "status": target,
+                "lease_token": None,
+                "lease_expires_at": None,
+            }
+            if target == states.C_CANCELLED:
+                values["finished_at"] = now
+            session.execute(
+                update(Chunk)
+                .where(Chunk.id == chunk.id, Chunk.lease_token == chunk.lease_token)
+                .values(values)
+            )
+        moved[target] += 1
+        touched.add(chunk.job_id)
+    # Safety net: a cancelling job whose last chunk ended without finishing it.
+    touched.update(session.scalars(select(Job.id).where(Job.status == states.CANCELLING)))
+    for job_id in touched:
+        finish_job_if_done(session=session, job_id=job_id, now=now)
+    return moved

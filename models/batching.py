@@ -1,0 +1,72 @@
+"""Running micro-batches with OOM back-off and per-item error isolation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import torch
+
+from models.results import ItemResult
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ForwardFn = Callable[[Sequence[int]], Sequence[T]]
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether an exception is a device out-of-memory error."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+class IsolatingExecutor:
+    """Calls forward() on a micro-batch; on OOM halves it (and lowers the budget for
+    later plans), on any other error bisects so that only the failing item fails."""
+
+    def __init__(self, max_batch_tokens: int) -> None:
+        self.max_batch_tokens = max_batch_tokens
+        self.oom_events = 0
+
+    def run(
+        self,
+        positions: Sequence[int],
+        forward: ForwardFn[T],
+        on_result: Callable[[int, ItemResult], None],
+        wrap: Callable[[T], ItemResult],
+        widest: int,
+    ) -> None:
+        """Run positions through forward, reporting each item's result via on_result."""
+        try:
+            outputs = forward(positions)
+        except Exception as exc:
+            if is_oom(exc) and len(positions) > 1:
+                self.oom_events += 1
+                self.max_batch_tokens = max(widest, (len(positions) * widest) // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                log.warning(
+                    "out of memory on %d items; budget lowered to %d tokens",
+                    len(positions),
+                    self.max_batch_tokens,
+                )
+                half = len(positions) // 2
+                self.run(positions[:half], forward, on_result, wrap, widest)
+                self.run(positions[half:], forward, on_result, wrap, widest)
+                return
+            if len(positions) == 1:
+                code = "out_of_memory" if is_oom(exc) else "inference_error"
+                on_result(
+                    positions[0],
+                    ItemResult(error_code=code, error_message=f"{type(exc).__name__}: {exc}"),
+                )
+                return
+            half = len(positions) // 2
+            self.run(positions[:half], forward, on_result, wrap, widest)
+            self.run(positions[half:], forward, on_result, wrap, widest)
+            return
+        for pos, out in zip(positions, outputs, strict=True):
+            on_result(pos, wrap(out))

@@ -1,0 +1,81 @@
+"""Parsing models.yaml into validated specs. Torch-free: the API imports this module."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
+
+Task = Literal["embed"]
+DType = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+class ModelSpec(BaseModel):
+    """One registered model: what it does and how to load and batch it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    task: Task
+    source: str
+    revision: str | None = None
+    dtype: DType = "float32"
+    max_length: int = Field(default=512, ge=1, le=1_000_000)
+    max_batch_tokens: int = Field(default=8192, ge=1)
+    chunk_size: int = Field(default=512, ge=1, le=100_000)
+
+    def resolved_source(self) -> str:
+        """A local directory for `package:` and path sources; the hub id otherwise."""
+        if self.source.startswith("package:"):
+            pkg, _, sub = self.source.removeprefix("package:").partition("/")
+            found = importlib.util.find_spec(pkg)
+            if found is None or not found.submodule_search_locations:
+                raise ModelRegistryError(f"model {self.name}: package {pkg!r} is not installed")
+            return str(Path(next(iter(found.submodule_search_locations))) / sub)
+        return self.source
+
+
+class ModelRegistryError(ValueError):
+    """models.yaml is missing, malformed, or names something that cannot be found."""
+
+
+def parse_registry(text: str, *, origin: str = "models.yaml") -> dict[str, ModelSpec]:
+    """Validate the text of a models.yaml; raise ModelRegistryError with every problem."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ModelRegistryError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict) or not doc["models"]:
+        raise ModelRegistryError(f"{origin}: expected a mapping `models:` with at least one entry")
+    specs: dict[str, ModelSpec] = {}
+    problems: list[str] = []
+    for name, entry in doc["models"].items():
+        if not isinstance(entry, dict):
+            problems.append(f"{name}: expected a mapping")
+            continue
+        try:
+            specs[str(name)] = ModelSpec(name=str(name), **entry)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                problems.append(f"{name}.{where}: {err['msg']}")
+    if problems:
+        raise ModelRegistryError(f"{origin}: invalid entries:\n  " + "\n  ".join(problems))
+    return specs
+
+
+@lru_cache(maxsize=8)
+def load_registry(path: Path | None = None) -> dict[str, ModelSpec]:
+    """The registry from a models.yaml file (the bundled one by default)."""
+    path = path or DEFAULT_MODELS_FILE
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ModelRegistryError(f"cannot read models file {path}: {exc}") from exc
+    return parse_registry(text, origin=str(path))

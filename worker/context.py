@@ -1,0 +1,51 @@
+"""The worker process's state, filled once at start-up (arq's ctx pattern)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from redis import Redis
+
+from core.config import Settings
+from core.store.chunks import ChunkWork
+
+
+@dataclass
+class ActiveLease:
+    """A chunk this process is running, and whether its lease is still ours."""
+
+    work: ChunkWork
+    lost: bool = False
+
+
+@dataclass
+class WorkerContext:
+    """Settings, clients and loaded runners of one worker process."""
+
+    cfg: Settings
+    app: Celery
+    redis: Redis
+    name: str
+    runners: dict[str, Any]
+    active: dict[int, ActiveLease] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+
+_context: WorkerContext | None = None
+
+
+def set_context(ctx: WorkerContext) -> None:
+    """Install the process's context (once, at start-up)."""
+    global _context
+    _context = ctx
+
+
+def get_context() -> WorkerContext:
+    """The process's context; the worker must have started."""
+    if _context is None:
+        raise RuntimeError("worker context is not set: start through `sluice worker`")
+    return _context

@@ -1,0 +1,52 @@
+"""The dispatcher: keep each model's queue shallow, filled fairly from the database."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import Celery
+from redis import Redis
+
+from core.celery_app import send_chunk
+from core.config import Settings
+from core.constants import WORKER_TTL_SECONDS, workers_key
+from core.db import write_session
+from core.store.chunks import dispatch_chunks, queued_count, requeue_undelivered
+
+log = logging.getLogger(__name__)
+
+
+def live_workers(r: Redis, cfg: Settings, model: str, now: float) -> int:
+    """How many workers serving a model sent a heartbeat recently."""
+    return int(r.zcount(workers_key(cfg.redis_prefix, model), now - WORKER_TTL_SECONDS, "+inf"))
+
+
+def target_depth(live: int, per_worker: int) -> int:
+    """Messages to keep queued for a model: a couple per live worker, at least a couple."""
+    return per_worker * max(1, live)
+
+
+def dispatch_model(*, app: Celery, r: Redis, cfg: Settings, model: str) -> int:
+    """Top up a model's queue to its target depth; return how many chunks were sent."""
+    now = time.time()
+    depth = target_depth(live_workers(r, cfg, model, now), cfg.queue_depth_per_worker)
+    with write_session(cfg.database_url) as session:
+        missing = depth - queued_count(session=session, model=model)
+        if missing <= 0:
+            return 0
+        sent = dispatch_chunks(
+            session=session,
+            model=model,
+            limit=missing,
+            now=now,
+            queue_lease=cfg.queue_lease_seconds,
+        )
+    for d in sent:
+        try:
+            send_chunk(app, model=model, chunk_id=d.chunk_id, token=d.token)
+        except Exception:  # broker down: the chunk goes back to pending, nothing is lost
+            log.exception("could not publish chunk %s; returning it to pending", d.chunk_id)
+            with write_session(cfg.database_url) as session:
+                requeue_undelivered(session=session, chunk_id=d.chunk_id, token=d.token)
+    return len(sent)

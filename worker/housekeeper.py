@@ -1,0 +1,98 @@
+"""A background thread per worker: heartbeats, lease extension, dispatch and the sweep."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from core.constants import lock_key, nudge_key, workers_key
+from core.db import write_session
+from core.store.chunks import extend_lease, sweep_expired
+from worker.context import WorkerContext
+from worker.dispatcher import dispatch_model
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 5.0
+
+
+class Housekeeper(threading.Thread):
+    """Keeps this worker's leases alive and the queues of its models topped up."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(name="sluice-housekeeper", daemon=True)
+        self.ctx = ctx
+        self._next = {"heartbeat": 0.0, "extend": 0.0, "sweep": 0.0, "dispatch": 0.0}
+
+    def run(self) -> None:
+        """Loop until the worker stops; errors are logged and retried, never fatal."""
+        while not self.ctx.stopping.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("housekeeping failed; retrying in a second")
+                self.ctx.stopping.wait(1.0)
+
+    def _due(self, what: str, every: float, now: float) -> bool:
+        if now < self._next[what]:
+            return False
+        self._next[what] = now + every
+        return True
+
+    def tick(self) -> None:
+        """One round: each duty runs when it is due; then wait for a nudge or the next due."""
+        cfg, now = self.ctx.cfg, time.time()
+        if self._due("heartbeat", HEARTBEAT_SECONDS, now):
+            self.heartbeat(now)
+        if self._due("extend", cfg.lease_seconds / 4, now):
+            self.extend_leases(now)
+        if self._due("sweep", cfg.sweep_interval_seconds, now):
+            self.sweep(now)
+        if self._due("dispatch", cfg.dispatch_interval_seconds, now):
+            self.dispatch()
+        wait = max(0.05, min(self._next.values()) - time.time())
+        keys = [nudge_key(cfg.redis_prefix, m) for m in self.ctx.runners]
+        if keys and self.ctx.redis.blpop(keys, timeout=wait) is not None:
+            self._next["dispatch"] = 0.0  # new work announced: dispatch now
+
+    def heartbeat(self, now: float) -> None:
+        """Tell dispatchers this worker serves its models."""
+        pipe = self.ctx.redis.pipeline()
+        for model in self.ctx.runners:
+            pipe.zadd(workers_key(self.ctx.cfg.redis_prefix, model), {self.ctx.name: now})
+        pipe.execute()
+
+    def extend_leases(self, now: float) -> None:
+        """Extend the lease of every chunk this process runs; flag the ones we lost."""
+        with self.ctx.lock:
+            active = list(self.ctx.active.values())
+        for lease in active:
+            with write_session(self.ctx.cfg.database_url) as session:
+                ok = extend_lease(
+                    session=session,
+                    chunk_id=lease.work.chunk_id,
+                    token=lease.work.token,
+                    now=now,
+                    lease=self.ctx.cfg.lease_seconds,
+                )
+            if not ok:
+                log.warning("lease of chunk %s lost; stopping it", lease.work.chunk_id)
+                lease.lost = True
+
+    def sweep(self, now: float) -> None:
+        """Return expired leases to pending; one worker at a time does it."""
+        cfg = self.ctx.cfg
+        key = lock_key(cfg.redis_prefix, "sweep")
+        if not self.ctx.redis.set(
+            key, self.ctx.name, nx=True, px=int(cfg.sweep_interval_seconds * 1000)
+        ):
+            return
+        with write_session(cfg.database_url) as session:
+            moved = sweep_expired(session=session, now=now, max_attempts=cfg.max_attempts)
+        if any(moved.values()):
+            log.info("sweep: %s", moved)
+
+    def dispatch(self) -> None:
+        """Top up the queue of every model this worker serves."""
+        for model in self.ctx.runners:
+            dispatch_model(app=self.ctx.app, r=self.ctx.redis, cfg=self.ctx.cfg, model=model)

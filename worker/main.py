@@ -1,0 +1,60 @@
+"""Starting a worker: pin, check the schema, load models once, then consume."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from worker.pinning import pin_to_gpu
+
+log = logging.getLogger(__name__)
+
+
+def start_worker(*, gpu: int | None, models: list[str] | None, loglevel: str = "INFO") -> None:
+    """Run a worker in this process until it is stopped (blocking)."""
+    pin_to_gpu(gpu)  # before anything below imports torch
+
+    from core.celery_app import celery_app
+    from core.config import settings
+    from core.constants import model_queue
+    from core.db import check_schema
+    from core.redis_client import get_redis
+    from models.registry import load_runners
+    from models.spec import load_registry
+    from worker.context import WorkerContext, set_context
+    from worker.housekeeper import Housekeeper
+
+    check_schema()
+    registry = load_registry(settings.models_file)
+    names = models or list(registry)
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; registered: {sorted(registry)}")
+    runners = load_runners(registry[n] for n in names)
+    gpu_tag = f"gpu{gpu}" if gpu is not None else "cpu"
+    name = f"{socket.gethostname()}:{os.getpid()}:{gpu_tag}"
+    ctx = WorkerContext(cfg=settings, app=celery_app, redis=get_redis(), name=name, runners=runners)
+    set_context(ctx)
+    import worker.tasks  # noqa: F401 - registers the task on celery_app
+
+    Housekeeper(ctx).start()
+    log.info("worker %s serving %s", name, ", ".join(names))
+    try:
+        celery_app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                f"--loglevel={loglevel}",
+                "-n",
+                f"sluice-{gpu_tag}-{os.getpid()}@{socket.gethostname()}",
+                "-Q",
+                ",".join(model_queue(n) for n in names),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ]
+        )
+    finally:
+        ctx.stopping.set()

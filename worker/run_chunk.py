@@ -1,0 +1,104 @@
+"""The body of the run_chunk task: start under lease, run, record results once."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.codec import error_line, pack_lines, result_line
+from core.db import read_session, write_session
+from core.store.chunks import ChunkWork, abandon_chunk, complete_chunk, start_chunk
+from core.store.jobs import is_cancel_requested
+from models.params import parse_params
+from models.results import Cancelled, ItemResult
+from worker.context import ActiveLease, WorkerContext
+from worker.dispatcher import dispatch_model
+
+log = logging.getLogger(__name__)
+
+
+def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int, int]:
+    """Compressed result lines for a chunk, with its completed and failed counts."""
+    lines: list[bytes] = []
+    failed = 0
+    for (index, custom_id, _), res in zip(work.records, results, strict=True):
+        if res.ok:
+            lines.append(result_line(index, custom_id, res.output))
+        else:
+            failed += 1
+            lines.append(
+                error_line(index, custom_id, res.error_code or "error", res.error_message or "")
+            )
+    return pack_lines(lines), len(results) - failed, failed
+
+
+def _stop_check(ctx: WorkerContext, lease: ActiveLease):  # type: ignore[no-untyped-def]
+    last = [0.0]
+
+    def should_stop() -> bool:
+        if lease.lost or ctx.stopping.is_set():
+            return True
+        now = time.monotonic()
+        if now - last[0] < ctx.cfg.cancel_check_seconds:
+            return False
+        last[0] = now
+        with read_session(ctx.cfg.database_url) as session:
+            return is_cancel_requested(session=session, job_id=lease.work.job_id)
+
+    return should_stop
+
+
+def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
+    """Run one chunk if its message is current; return what happened (for logs and tests)."""
+    with write_session(ctx.cfg.database_url) as session:
+        work = start_chunk(
+            session=session,
+            chunk_id=chunk_id,
+            token=token,
+            worker=ctx.name,
+            now=time.time(),
+            lease=ctx.cfg.lease_seconds,
+        )
+    if work is None:
+        return "stale"
+    runner = ctx.runners.get(work.model)
+    if runner is None:  # routed here by mistake: let a worker that has the model take it
+        with write_session(ctx.cfg.database_url) as session:
+            abandon_chunk(session=session, work=work, now=time.time(), cancelled=False)
+        return "not-served"
+    lease = ActiveLease(work=work)
+    with ctx.lock:
+        ctx.active[chunk_id] = lease
+    try:
+        params = parse_params(work.task, work.params)
+        started = time.perf_counter()
+        try:
+            results = runner.run([r[2] for r in work.records], params, _stop_check(ctx, lease))
+        except Cancelled:
+            with write_session(ctx.cfg.database_url) as session:
+                cancelled = is_cancel_requested(session=session, job_id=work.job_id)
+                abandon_chunk(session=session, work=work, now=time.time(), cancelled=cancelled)
+            return "cancelled" if cancelled else "released"
+        compute = time.perf_counter() - started
+        blob, completed, failed = render_lines(work, results)
+        with write_session(ctx.cfg.database_url) as session:
+            recorded = complete_chunk(
+                session=session,
+                work=work,
+                outputs=blob,
+                completed=completed,
+                failed=failed,
+                now=time.time(),
+                compute_seconds=compute,
+            )
+        if not recorded:
+            log.warning("chunk %s finished after its lease was lost; result dropped", chunk_id)
+            return "lease-lost"
+        return "done"
+    finally:
+        with ctx.lock:
+            ctx.active.pop(chunk_id, None)
+        try:
+            dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=work.model)
+        except Exception:
+            log.exception("refilling the queue after chunk %s failed", chunk_id)
