@@ -54,7 +54,7 @@ def api(
         "api.app:create_app",
         factory=True,
         host=host or settings.api_host,
-        port=port or settings.api_port,
+        port=settings.api_port if port is None else port,
         log_level="info",
         access_log=False,
     )
@@ -66,12 +66,17 @@ def worker(
     models: Annotated[
         str | None, typer.Option(help="Comma-separated model names (default: all)")
     ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice)")
+    ] = None,
 ) -> None:
     """Run a worker: one process per GPU, models loaded once."""
     from worker.main import start_worker
 
     _logging()
-    start_worker(gpu=gpu, models=[m for m in models.split(",") if m] if models else None)
+    start_worker(
+        gpu=gpu, models=[m for m in models.split(",") if m] if models else None, threads=threads
+    )
 
 
 @app.command()

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=100, ge=1)
 
     lease_seconds: float = Field(default=60.0, gt=0)
-    queue_lease_seconds: float = Field(default=300.0, gt=0)
+    # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost
+    # message, a worker killed after taking it). The dispatcher stretches it to several
+    # recent chunk durations, so slow models do not expire healthy messages.
+    queue_lease_seconds: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     dispatch_interval_seconds: float = Field(default=1.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,6 +36,8 @@ class EmbedRunner:
         self.max_length = min(spec.max_length, limit)
         self.dimension = int(model.config.hidden_size)
         self.pad_id = self.tokenizer.pad_token_id or 0
+        # BERT-likes take segment ids; MPNet, DistilBERT and others raise if given them.
+        self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
         self.executor = IsolatingExecutor(spec.max_batch_tokens)
 
     def tokenize(self, texts: Sequence[str], truncate: bool) -> tuple[list[list[int]], list[bool]]:

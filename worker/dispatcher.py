@@ -12,7 +12,11 @@ from core.celery_app import send_chunk
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import write_session
-from core.store.chunks import dispatch_chunks, queued_count, requeue_undelivered
+from core.store.chunks import (
+    dispatch_chunks,
+    queued_count,
+    requeue_undelivered,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,12 @@ def live_workers(r: Redis, cfg: Settings, model: str, now: float) -> int:
 def target_depth(live: int, per_worker: int) -> int:
     """Messages to keep queued for a model: a couple per live worker, at least a couple."""
     return per_worker * max(1, live)
+
+
+def queue_lease(configured: float, chunk_seconds: float, per_worker: int) -> float:
+    """How long a queued message may wait: a message waits about per_worker chunk
+    durations behind the others, so allow three times that, never less than configured."""
+    return max(configured, 3.0 * per_worker * chunk_seconds)
 
 
 def dispatch_model(*, app: Celery, r: Redis, cfg: Settings, model: str) -> int:

