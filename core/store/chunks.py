@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import CursorResult, Update, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from core import states
@@ -35,6 +35,11 @@ class ChunkWork:
     task: str
     params: dict[str, Any]
     records: list[InputRecord]
+
+
+def _affected(session: Session, stmt: Update) -> int:
+    """Rows a conditional UPDATE changed: 0 means the condition (a lease, a state) failed."""
+    return cast(CursorResult[Any], session.execute(stmt)).rowcount
 
 
 def queued_count(*, session: Session, model: str) -> int:
@@ -88,7 +93,10 @@ def dispatch_chunks(
     """Move up to `limit` pending chunks of a model to queued, one fair choice at a time."""
     out: list[Dispatched] = []
     tick = now
-    while len(out) < limit:
+    # Bounded: a dispatcher that keeps losing races to another one gives up for this round.
+    for _ in range(4 * limit):
+        if len(out) >= limit:
+            break
         picked = _next_job(session, model)
         if picked is None:
             break
@@ -101,11 +109,12 @@ def dispatch_chunks(
             .limit(1)
         )
         token = new_token()
-        moved = session.execute(
+        moved = _affected(
+            session,
             update(Chunk)
             .where(Chunk.id == chunk_id, Chunk.status == states.C_PENDING)
-            .values(status=states.C_QUEUED, lease_token=token, lease_expires_at=now + queue_lease)
-        ).rowcount
+            .values(status=states.C_QUEUED, lease_token=token, lease_expires_at=now + queue_lease),
+        )
         session.execute(update(Job).where(Job.id == job_id).values(last_dispatched_at=tick))
         session.execute(
             update(Tenant).where(Tenant.id == tenant_id).values(last_dispatched_at=tick)
@@ -118,13 +127,14 @@ def dispatch_chunks(
 def requeue_undelivered(*, session: Session, chunk_id: int, token: str) -> bool:
     """Put a queued chunk whose message could not be sent back to pending."""
     return (
-        session.execute(
+        _affected(
+            session,
             update(Chunk)
             .where(
                 Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED
             )
-            .values(status=states.C_PENDING, lease_token=None, lease_expires_at=None)
-        ).rowcount
+            .values(status=states.C_PENDING, lease_token=None, lease_expires_at=None),
+        )
         == 1
     )
 
@@ -142,12 +152,13 @@ def start_chunk(
         return None
     job_id, inputs, job_status, model, task, params = row
     if job_status not in states.JOB_ACTIVE:
-        session.execute(
+        _affected(
+            session,
             update(Chunk)
             .where(Chunk.id == chunk_id, Chunk.lease_token == token)
             .values(
                 status=states.C_CANCELLED, lease_token=None, lease_expires_at=None, finished_at=now
-            )
+            ),
         )
         finish_job_if_done(session=session, job_id=job_id, now=now)
         return None
@@ -160,8 +171,8 @@ def start_chunk(
             worker=worker,
             started_at=now,
             lease_expires_at=now + lease,
-        )
-    ).rowcount
+        ),
+    )
     if not moved:
         return None
     finish_job_if_done(session=session, job_id=job_id, now=now)
@@ -179,13 +190,14 @@ def start_chunk(
 def extend_lease(*, session: Session, chunk_id: int, token: str, now: float, lease: float) -> bool:
     """Push a running chunk's lease out; False means the lease was lost (stop working)."""
     return (
-        session.execute(
+        _affected(
+            session,
             update(Chunk)
             .where(
                 Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_RUNNING
             )
-            .values(lease_expires_at=now + lease)
-        ).rowcount
+            .values(lease_expires_at=now + lease),
+        )
         == 1
     )
 
@@ -201,7 +213,8 @@ def complete_chunk(
     compute_seconds: float,
 ) -> bool:
     """Record a chunk's results if this worker still holds its lease; count them once."""
-    moved = session.execute(
+    moved = _affected(
+        session,
         update(Chunk)
         .where(
             Chunk.id == work.chunk_id,
@@ -217,8 +230,8 @@ def complete_chunk(
             lease_expires_at=None,
             finished_at=now,
             compute_seconds=compute_seconds,
-        )
-    ).rowcount
+        ),
+    )
     if not moved:
         return False
     session.execute(
@@ -237,15 +250,16 @@ def abandon_chunk(*, session: Session, work: ChunkWork, now: float, cancelled: b
         values.update(status=states.C_CANCELLED, finished_at=now)
     else:
         values.update(status=states.C_PENDING, attempts=Chunk.attempts - 1)
-    moved = session.execute(
+    moved = _affected(
+        session,
         update(Chunk)
         .where(
             Chunk.id == work.chunk_id,
             Chunk.lease_token == work.token,
             Chunk.status == states.C_RUNNING,
         )
-        .values(values)
-    ).rowcount
+        .values(values),
+    )
     if moved:
         finish_job_if_done(session=session, job_id=work.job_id, now=now)
     return moved == 1

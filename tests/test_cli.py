@@ -1,0 +1,81 @@
+"""The CLI against live processes: submit --wait, status, results -o, and the demo itself."""
+
+import json
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from tests.conftest import make_key
+from tests.stack import Stack
+from tests.tiny_models import bench_texts
+
+pytestmark = pytest.mark.e2e
+
+
+def _sluice(args, env, cwd=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def sqlite_cfg(cfg):
+    if not cfg.database_url.startswith("sqlite"):
+        pytest.skip("the CLI is database-agnostic; once on SQLite is enough")
+    return cfg
+
+
+def test_submit_wait_status_results(sqlite_cfg, tmp_path):
+    stack = Stack(sqlite_cfg, tmp_path / "logs", make_key(sqlite_cfg.database_url, "cli"))
+    stack.start_api()
+    try:
+        stack.start_worker("tiny-embed")
+        data = tmp_path / "in.jsonl"
+        texts = bench_texts(900, seed=4)
+        data.write_text(
+            "".join(json.dumps({"id": f"r{i}", "text": t}) + "\n" for i, t in enumerate(texts))
+        )
+        env = {**stack.env, "SLUICE_API_URL": stack.url, "SLUICE_API_KEY": stack.key}
+        out = _sluice(["submit", str(data), "--model", "tiny-embed", "--wait"], env)
+        assert out.returncode == 0, out.stderr
+        job_id = out.stdout.strip()
+        assert "completed: 900 ok, 0 failed" in out.stderr and "items/s" in out.stderr
+        status = json.loads(_sluice(["status", job_id], env).stdout)
+        assert status["status"] == "completed" and status["counts"]["completed"] == 900
+        dest = tmp_path / "out.jsonl"
+        assert _sluice(["results", job_id, "-o", str(dest)], env).returncode == 0
+        lines = [orjson.loads(x) for x in dest.read_bytes().splitlines()]
+        assert [x["custom_id"] for x in lines] == [f"r{i}" for i in range(900)]
+
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"input": "fine"}\n{"input": "broken\n')
+        out = _sluice(["submit", str(bad), "--model", "tiny-embed"], env)
+        assert out.returncode == 2 and "bad.jsonl:2" in out.stderr
+        out = _sluice(["submit", str(data), "--model", "nope"], env)
+        assert out.returncode == 1 and "unknown_model" in out.stderr
+    finally:
+        stack.close()
+
+
+def test_demo_runs_the_main_job(sqlite_cfg, tmp_path):
+    env = {
+        **os.environ,
+        "SLUICE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "SLUICE_REDIS_PREFIX": sqlite_cfg.redis_prefix,
+        "SLUICE_MODELS_FILE": str(sqlite_cfg.models_file),
+    }
+    out = _sluice(
+        ["demo", "--limit", "2000", "--model", "tiny-embed", "--port", "0"], env, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "completed: 2,000 items (2,000 ok, 0 failed)" in out.stderr
+    assert "items/s" in out.stderr and "32 dims" in out.stderr
+    assert "stopped API and worker" in out.stderr
