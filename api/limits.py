@@ -1,4 +1,5 @@
-"""Request limits: body size (checked while streaming) and per-tenant submission rate."""
+"""Request limits: body size (checked while streaming), a key before any body is read, and
+the per-tenant submission rate."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 import orjson
 from redis import Redis
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
@@ -16,12 +18,17 @@ from core.errors import QuotaExceeded
 log = logging.getLogger(__name__)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body past the limit; an HTTPException, so FastAPI's body
+    parsing lets it through to the error handler instead of calling it a parse error."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body is larger than {max_bytes} bytes")
 
 
 class BodyLimitMiddleware:
-    """Rejects a request body over max_bytes with 413, without reading past the limit."""
+    """413 for a body over max_bytes, without reading past the limit; 401 for a /v1 request
+    that carries no credentials at all, before its body is read."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -31,9 +38,19 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        if scope["path"].startswith("/v1/") and b"authorization" not in headers:
+            await self._reply(
+                send,
+                401,
+                "missing API key: send `Authorization: Bearer <key>`",
+                "authentication_error",
+                "missing_api_key",
+            )
+            return
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._too_large(send)
             return
         seen = 0
         started = False
@@ -44,7 +61,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge()
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -55,28 +72,28 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._too_large(send)
 
-    async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            error_body(
-                message=f"request body is larger than {self.max_bytes} bytes",
-                kind="invalid_request_error",
-                code="body_too_large",
-            )
+    async def _too_large(self, send: Send) -> None:
+        await self._reply(
+            send,
+            413,
+            f"request body is larger than {self.max_bytes} bytes",
+            "invalid_request_error",
+            "body_too_large",
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+
+    async def _reply(self, send: Send, status: int, message: str, kind: str, code: str) -> None:
+        body = orjson.dumps(error_body(message=message, kind=kind, code=code))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -12,6 +12,16 @@ from models.params import parse_params
 from models.spec import ModelSpec
 
 
+def _unicode(value: str, param: str) -> str:
+    """The string, if it is valid Unicode (JSON's \\ud800 escapes can smuggle in halves of
+    surrogate pairs, which nothing downstream can encode)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{param} is not valid Unicode ({exc.reason})", param=param) from exc
+    return value
+
+
 def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings) -> JobSpec:
     """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
     spec = registry.get(body.model)
@@ -35,6 +45,9 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
             "64 and values up to 512 characters",
             param="metadata",
         )
+    for key, value in body.metadata.items():
+        _unicode(key, "metadata")
+        _unicode(value, f"metadata.{key}")
     try:
         params = parse_params(spec.task, body.params).model_dump(exclude_none=True)
     except ValidationError as exc:
@@ -43,6 +56,14 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
         raise InvalidInput(
             f"params.{where}: {first['msg']}", code="invalid_params", param=f"params.{where}"
         ) from exc
+    width = spec.output_size()
+    if params.get("dimensions") and width and params["dimensions"] > width:
+        raise InvalidInput(
+            f"params.dimensions: {spec.name} gives {width} dimensions, asked for "
+            f"{params['dimensions']}",
+            code="invalid_params",
+            param="params.dimensions",
+        )
     seen: set[str] = set()
     items: list[tuple[str | None, str]] = []
     for i, item in enumerate(body.inputs):
@@ -58,8 +79,10 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
                 code="input_too_large",
                 param=f"inputs[{i}].input",
             )
+        _unicode(item.input, f"inputs[{i}].input")
         cid = item.custom_id
         if cid is not None:
+            _unicode(cid, f"inputs[{i}].custom_id")
             if len(cid) > cfg.max_custom_id_chars:
                 raise InvalidInput(
                     f"inputs[{i}].custom_id is longer than {cfg.max_custom_id_chars} characters",
@@ -82,4 +105,8 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
         metadata=dict(body.metadata),
         chunk_size=spec.chunk_size,
         expires_after_seconds=cfg.job_retention_days * 86400,
+        # Character length stands in for token length (the API holds no tokenizer);
+        # the runner sorts each chunk by exact token length again.
+        lengths=[len(text) for _, text in items],
+        bucket_window=cfg.bucket_window_items,
     )

@@ -28,3 +28,25 @@ def cut_chunks(items: Sequence[T], chunk_size: int) -> list[Sequence[T]]:
         out.append(items[start : start + size])
         start += size
     return out
+
+
+def bucket_chunks(
+    items: Sequence[T], lengths: Sequence[int], *, chunk_size: int, window: int
+) -> list[tuple[int, list[int]]]:
+    """Length bucketing: (bucket, positions) per chunk, in dispatch order.
+
+    Items are taken in windows of `window` consecutive positions; within a window they are
+    sorted by length (stably) and cut into chunks, so each chunk holds items of similar
+    length and pads little. Each chunk's positions come back in input order, so a window's
+    results can be merged back into input order with memory bounded by the window.
+    """
+    if len(lengths) != len(items):
+        raise ValueError("one length per item")
+    window = max(window, chunk_size)
+    out: list[tuple[int, list[int]]] = []
+    for bucket, start in enumerate(range(0, len(items), window)):
+        positions = range(start, min(start + window, len(items)))
+        by_length = sorted(positions, key=lambda p: lengths[p])
+        for piece in cut_chunks(by_length, chunk_size):
+            out.append((bucket, sorted(piece)))
+    return out

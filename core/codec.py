@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import zlib
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -50,3 +52,25 @@ def error_line(index: int, custom_id: str | None, code: str, message: str) -> by
     return orjson.dumps(
         {"custom_id": custom_id, "index": index, "error": {"code": code, "message": message}}
     )
+
+
+def pack_indices(indices: Iterable[int]) -> bytes:
+    """Compress a chunk's item indices (ascending uint32)."""
+    return zlib.compress(array("I", indices).tobytes(), 1)
+
+
+def unpack_indices(blob: bytes) -> array:
+    """A chunk's item indices."""
+    out = array("I")
+    out.frombytes(zlib.decompress(blob))
+    return out
+
+
+def merge_in_order(chunks: Sequence[tuple[bytes, bytes]]) -> Iterator[bytes]:
+    """Result lines of several chunks (outputs blob, indices blob), merged by item index.
+
+    Each chunk's lines are already in index order, so a k-way merge suffices.
+    """
+    streams = [zip(unpack_indices(idx), unpack_lines(out), strict=True) for out, idx in chunks]
+    for _, line in heapq.merge(*streams, key=lambda pair: pair[0]):
+        yield line

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     queue_depth_per_worker: int = Field(default=2, ge=1)
     cancel_check_seconds: float = Field(default=0.5, gt=0)
     job_retention_days: float = Field(default=30.0, gt=0)
+    # Items are sorted by length within windows of this many before chunks are cut.
+    bucket_window_items: int = Field(default=4096, ge=1)
 
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"

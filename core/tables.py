@@ -77,15 +77,20 @@ class Chunk(Base):
         Index("ix_chunks_job_status_seq", "job_id", "status", "seq"),
         Index("ix_chunks_model_status", "model", "status"),
         Index("ix_chunks_status_lease", "status", "lease_expires_at"),
+        Index("ix_chunks_job_bucket", "job_id", "bucket"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     model: Mapped[str] = mapped_column(String(200))
     seq: Mapped[int] = mapped_column(Integer)
+    # Length-bucketing window; results are merged into input order one bucket at a time.
+    bucket: Mapped[int] = mapped_column(Integer, server_default="0")
     status: Mapped[str] = mapped_column(String(20))
     n_items: Mapped[int] = mapped_column(Integer)
     inputs: Mapped[bytes] = mapped_column(LargeBinary)
+    # The chunk's item indices, ascending; its inputs and result lines follow this order.
+    item_indices: Mapped[bytes] = mapped_column(LargeBinary)
     outputs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     completed: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import torch
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# CPU flags (Linux /proc/cpuinfo) that mean bf16 matrix work runs natively, not emulated.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def pick_device() -> torch.device:
@@ -12,14 +17,40 @@ def pick_device() -> torch.device:
     return torch.device("cuda:0") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """The dtype for a spec's `dtype` on a device: explicit values win; `auto` is bf16
-    where the GPU supports it, fp16 on older GPUs, fp32 on CPU."""
+def cpu_flags(cpuinfo: str) -> frozenset[str]:
+    """The feature flags of the first processor in a /proc/cpuinfo text."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(cpu_flags(text) & NATIVE_BF16_FLAGS)
+
+
+def pick_dtype(
+    requested: str, device: torch.device, *, native_bf16_cpu: bool | None = None
+) -> torch.dtype:
+    """The dtype for a spec's `dtype` on a device.
+
+    Explicit values win (but fp16 on CPU is slow and lossy, so it becomes fp32). `auto` is
+    bf16 on GPUs that support it and fp16 on older ones; on CPU, bf16 where the CPU
+    computes it natively, else fp32.
+    """
     if requested != "auto":
         dtype = _DTYPES[requested]
         if device.type == "cpu" and dtype == torch.float16:
-            return torch.float32  # CPU fp16 matmuls are slow and lossy
+            return torch.float32
         return dtype
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+    native = cpu_has_native_bf16() if native_bf16_cpu is None else native_bf16_cpu
+    return torch.bfloat16 if native else torch.float32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -39,6 +40,14 @@ class ModelSpec(BaseModel):
                 raise ModelRegistryError(f"model {self.name}: package {pkg!r} is not installed")
             return str(Path(next(iter(found.submodule_search_locations))) / sub)
         return self.source
+
+    def output_size(self) -> int | None:
+        """The embedding width from the model's config.json, where it is on local disk."""
+        try:
+            config = json.loads((Path(self.resolved_source()) / "config.json").read_text())
+            return int(config["hidden_size"])
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
 
 
 class ModelRegistryError(ValueError):

@@ -1,5 +1,6 @@
 """The HTTP API in-process, on both databases: auth, validation, isolation, cancel, polling."""
 
+import json
 import threading
 import time
 
@@ -250,3 +251,43 @@ def test_api_refuses_to_start_on_unmigrated_database(tmp_path, cfg):
     fresh = cfg.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'empty.db'}"})
     with pytest.raises(SchemaOutdated, match="sluice migrate"), TestClient(create_app(fresh)):
         pass
+
+
+@pytest.mark.parametrize("where", ["input", "custom_id", "metadata"])
+def test_lone_surrogates_are_a_400_not_a_500(api, alice, cfg, where):
+    item = {"custom_id": "ok", "input": "fine"}
+    body = {"model": "tiny-embed", "inputs": [item]}
+    if where == "metadata":
+        body["metadata"] = {"k": "bad \ud800 half"}
+    else:
+        item[where] = "bad \ud800 half"
+    raw = json.dumps(body)  # ASCII JSON with a "\\ud800" escape, as a client can send it
+    assert "\\ud800" in raw
+    r = api.post("/v1/jobs", content=raw, headers={**alice, "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+    assert _nothing_created(cfg)
+    assert api.get("/v1/jobs", headers=alice).status_code == 200
+
+
+def test_chunked_body_over_the_limit_is_413(cfg):
+    small = cfg.model_copy(update={"max_body_bytes": 4096})
+    key = _auth(make_key(cfg.database_url, "a"))
+
+    def body():
+        yield b'{"model": "tiny-embed", "inputs": ['
+        for i in range(500):
+            yield b'{"input": "some text %d"},' % i
+        yield b'{"input": "end"}]}'
+
+    with TestClient(create_app(small)) as api:
+        r = api.post(
+            "/v1/jobs", content=body(), headers={**key, "Content-Type": "application/json"}
+        )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+    assert _nothing_created(cfg)
+
+
+def test_dimensions_beyond_the_model_are_rejected(api, alice, cfg):
+    r = _submit(api, alice, params={"dimensions": 33})  # the tiny encoder is 32 wide
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_params"
+    assert _submit(api, alice, params={"dimensions": 32}).status_code == 201

@@ -32,3 +32,50 @@ def test_inputs_and_lines_round_trip():
     first, second = (orjson.loads(b) for b in back)
     assert first == {"custom_id": "a", "index": 0, "output": [0.1, -2.5, 3.0]}
     assert second["error"] == {"code": "input_too_long", "message": "too long"}
+
+
+def test_bucket_chunks_sorts_within_windows_and_keeps_each_chunk_in_order():
+    import random
+
+    from core.chunking import bucket_chunks
+
+    rng = random.Random(1)
+    lengths = [rng.choice([5, 10, 400, 800]) for _ in range(1000)]
+    plan = bucket_chunks(list(range(1000)), lengths, chunk_size=50, window=300)
+    flat = sorted(p for _, positions in plan for p in positions)
+    assert flat == list(range(1000))
+    for bucket, positions in plan:
+        assert positions == sorted(positions)
+        assert {p // 300 for p in positions} == {bucket}  # never crosses its window
+    # A chunk is a run of the window sorted by length: at most two adjacent lengths here.
+    assert all(len({lengths[p] for p in ps}) <= 2 for _, ps in plan)
+
+    def padded(chunks):
+        return sum(len(ps) * max(lengths[p] for p in ps) for ps in chunks)
+
+    arrival = [list(range(i, i + 50)) for i in range(0, 1000, 50)]
+    assert padded([ps for _, ps in plan]) < 0.7 * padded(arrival)
+    assert [b for b, _ in plan] == sorted(b for b, _ in plan)
+
+
+def test_bucket_chunks_without_lengths_keeps_input_order():
+    from core.chunking import bucket_chunks
+
+    plan = bucket_chunks(list(range(10)), [0] * 10, chunk_size=4, window=4)
+    assert [ps for _, ps in plan] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_merge_in_order():
+    from core.codec import merge_in_order, pack_indices
+
+    a = ([1, 4, 5], [b"one", b"four", b"five"])
+    b = ([0, 2, 3], [b"zero", b"two", b"three"])
+    blobs = [(pack_lines(lines), pack_indices(idx)) for idx, lines in (a, b)]
+    assert b"".join(merge_in_order(blobs)).split() == [
+        b"zero",
+        b"one",
+        b"two",
+        b"three",
+        b"four",
+        b"five",
+    ]

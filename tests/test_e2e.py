@@ -107,4 +107,6 @@ def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
     _check_lines(stack.results(job["id"]), texts, dim=16)
     with read_session(cfg.database_url) as s:
         attempts = s.scalars(select(Chunk.attempts).where(Chunk.job_id == job["id"])).all()
-    assert max(attempts) == 2  # the chunk that was running when the worker died ran again
+    # The chunk running when the worker died (if one was: the kill may fall between two)
+    # ran again; none needed more than that.
+    assert min(attempts) == 1 and max(attempts) <= 2

@@ -41,3 +41,41 @@ def test_worker_refuses_an_unmigrated_database(tmp_path, registry_file):
     )
     assert out.returncode != 0
     assert "sluice migrate" in out.stderr
+
+
+def test_0002_backfills_chunks_written_before_buckets(tmp_path):
+    from functools import partial
+
+    from sqlalchemy import text
+
+    from core.codec import pack_inputs, pack_lines, result_line
+    from core.db import read_session
+    from core.store.jobs import stream_results
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    with get_engine(url).begin() as conn:
+        conn.execute(text("INSERT INTO tenants VALUES ('t', 't', 0, NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO jobs VALUES ('j', 't', 'm', 'embed', '{}', '{}', 0, "
+                "'completed', 4, 4, 0, 2, 0, 0, 0, 0, NULL, 9e9, NULL)"
+            )
+        )
+        for seq, idx in enumerate(([0, 1], [2, 3])):
+            conn.execute(
+                text(
+                    "INSERT INTO chunks (job_id, model, seq, status, n_items, inputs, outputs, "
+                    "completed, failed, attempts) VALUES ('j', 'm', :seq, 'done', 2, :inp, :out, "
+                    "2, 0, 1)"
+                ),
+                {
+                    "seq": seq,
+                    "inp": pack_inputs((i, f"c{i}", "x") for i in idx),
+                    "out": pack_lines(result_line(i, f"c{i}", [i]) for i in idx),
+                },
+            )
+    command.upgrade(alembic_config(url), "head")
+    lines = list(stream_results(session_factory=partial(read_session, url), job_id="j"))
+    assert [b'"index":%d' % i in line for i, line in enumerate(lines)] == [True] * 4
+    get_engine(url).dispose()

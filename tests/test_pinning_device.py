@@ -40,7 +40,8 @@ def test_cli_and_api_do_not_import_torch():
 
 def test_dtype_choice(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda:0")
-    assert dev.pick_dtype("auto", cpu) == torch.float32
+    assert dev.pick_dtype("auto", cpu, native_bf16_cpu=False) == torch.float32
+    assert dev.pick_dtype("auto", cpu, native_bf16_cpu=True) == torch.bfloat16
     assert dev.pick_dtype("float16", cpu) == torch.float32
     assert dev.pick_dtype("bfloat16", cpu) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
@@ -55,3 +56,11 @@ def test_device_choice(monkeypatch):
     assert dev.pick_device().type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert dev.pick_device() == torch.device("cuda:0")
+
+
+def test_cpu_flags_detect_native_bf16():
+    info = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n\nprocessor\t: 1\n"
+    assert "avx512_bf16" in dev.cpu_flags(info)
+    assert dev.cpu_flags(info) & dev.NATIVE_BF16_FLAGS
+    assert not dev.cpu_flags("flags\t: fpu sse avx2\n") & dev.NATIVE_BF16_FLAGS
+    assert dev.cpu_flags("no flags here") == frozenset()

@@ -201,3 +201,78 @@ def test_concurrent_dispatchers_never_queue_a_chunk_twice(db_url):
             select(func.count()).select_from(Chunk).where(Chunk.status == states.C_QUEUED)
         )
     assert queued == len(ids)
+
+
+def test_bucketed_job_streams_results_in_input_order(db_url):
+    import random
+    from functools import partial
+
+    from core.store.jobs import stream_results
+
+    rng = random.Random(2)
+    texts = [rng.choice(["a", "bb" * 40, "ccc" * 200]) for _ in range(300)]
+    with write_session(db_url) as s:
+        t = get_or_create_tenant(session=s, name="acme")
+        spec = JobSpec(
+            model="m",
+            task="embed",
+            items=[(f"c{i}", x) for i, x in enumerate(texts)],
+            chunk_size=20,
+            lengths=[len(x) for x in texts],
+            bucket_window=100,
+        )
+        job_id = create_job(session=s, tenant_id=t.id, spec=spec).id
+    sent = _dispatch(db_url, 100)
+    rng.shuffle(sent)  # chunks finish in any order
+    stream = partial(read_session, db_url)
+    done: set[int] = set()
+    for n, d in enumerate(sent):
+        work = _start(db_url, d)
+        assert len({len(r[2]) for r in work.records}) <= 2  # length-homogeneous chunk
+        assert _complete(db_url, work)
+        done.update(r[0] for r in work.records)
+        if n == len(sent) // 2:  # partial results: exactly the finished items, in input order
+            got = [
+                int(line.split(b'"index":')[1].split(b",")[0])
+                for line in stream_results(session_factory=stream, job_id=job_id)
+            ]
+            assert got == sorted(done)
+    lines = list(stream_results(session_factory=stream, job_id=job_id))
+    assert [line.split(b'"custom_id":"')[1].split(b'"')[0].decode() for line in lines] == [
+        f"c{i}" for i in range(300)
+    ]
+
+
+def test_concurrent_starts_of_one_message_claim_it_once(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _job(db_url, n=2, chunk_size=2)
+    (d,) = _dispatch(db_url, 1)
+    with ThreadPoolExecutor(8) as pool:
+        works = list(pool.map(lambda _: _start(db_url, d), range(8)))
+    assert sum(w is not None for w in works) == 1
+    with read_session(db_url) as s:
+        assert s.scalar(select(Chunk.attempts).where(Chunk.id == d.chunk_id)) == 1
+
+
+def test_sweep_acting_on_a_stale_read_changes_nothing(db_url):
+    from core.store import chunks as store_chunks
+
+    job_id = _job(db_url, n=2, chunk_size=2)
+    now = time.time()
+    (d,) = _dispatch(db_url, 1, now=now)
+    work = _start(db_url, d, lease=1.0, now=now)
+    with read_session(db_url) as s:
+        stale = s.get(Chunk, d.chunk_id)  # what a sweep read: running, lease lapsed
+        s.expunge(stale)
+    assert _complete(db_url, work)  # ...then the worker finished it after all
+    with write_session(db_url) as s:
+        assert not store_chunks._fail_chunk(s, stale, now + 5)
+        assert sweep_expired(session=s, now=now + 5, max_attempts=1) == {
+            states.C_PENDING: 0,
+            states.C_FAILED: 0,
+            states.C_CANCELLED: 0,
+        }
+    with read_session(db_url) as s:
+        job = s.get(Job, job_id)
+        assert (job.completed, job.failed, job.status) == (2, 0, states.COMPLETED)

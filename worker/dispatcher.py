@@ -14,7 +14,9 @@ from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import write_session
 from core.store.chunks import (
     dispatch_chunks,
+    lock_dispatch,
     queued_count,
+    recent_chunk_seconds,
     requeue_undelivered,
 )
 
@@ -42,15 +44,17 @@ def dispatch_model(*, app: Celery, r: Redis, cfg: Settings, model: str) -> int:
     now = time.time()
     depth = target_depth(live_workers(r, cfg, model, now), cfg.queue_depth_per_worker)
     with write_session(cfg.database_url) as session:
+        lock_dispatch(session=session, model=model)  # before counting, or two overfill
         missing = depth - queued_count(session=session, model=model)
         if missing <= 0:
             return 0
+        lease = queue_lease(
+            cfg.queue_lease_seconds,
+            recent_chunk_seconds(session=session, model=model),
+            cfg.queue_depth_per_worker,
+        )
         sent = dispatch_chunks(
-            session=session,
-            model=model,
-            limit=missing,
-            now=now,
-            queue_lease=cfg.queue_lease_seconds,
+            session=session, model=model, limit=missing, now=now, queue_lease=lease
         )
     for d in sent:
         try:

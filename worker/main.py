@@ -18,7 +18,7 @@ def start_worker(
     pin_to_gpu(gpu)  # before anything below imports torch
 
     import torch
-    from celery.signals import worker_ready
+    from celery.signals import worker_ready, worker_shutting_down
 
     from core.celery_app import celery_app
     from core.config import settings
@@ -58,6 +58,12 @@ def start_worker(
         log.info(
             "worker %s serving %s on %s threads", name, ", ".join(names), torch.get_num_threads()
         )
+
+    @worker_shutting_down.connect(weak=False)
+    def _stop_running_chunk(**_: object) -> None:
+        # SIGTERM: the running chunk stops at its next micro-batch and goes back to pending
+        # without costing an attempt, so a deploy never burns a chunk's retries.
+        ctx.stopping.set()
 
     try:
         celery_app.worker_main(

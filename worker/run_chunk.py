@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
 
 from core.codec import error_line, pack_lines, result_line
 from core.db import read_session, write_session
-from core.store.chunks import ChunkWork, abandon_chunk, complete_chunk, start_chunk
+from core.store.chunks import (
+    ChunkWork,
+    abandon_chunk,
+    complete_chunk,
+    expire_lease,
+    start_chunk,
+)
 from core.store.jobs import is_cancel_requested
 from models.params import parse_params
 from models.results import Cancelled, ItemResult
@@ -15,6 +25,8 @@ from worker.context import ActiveLease, WorkerContext
 from worker.dispatcher import dispatch_model
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DB_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int, int]:
@@ -32,24 +44,56 @@ def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int
     return pack_lines(lines), len(results) - failed, failed
 
 
-def _stop_check(ctx: WorkerContext, lease: ActiveLease):  # type: ignore[no-untyped-def]
+def with_db_retries(action: Callable[[], T], what: str) -> T:
+    """Run a database action, retrying through a short outage (the lease outlives it)."""
+    for delay in DB_RETRIES:
+        try:
+            return action()
+        except DBAPIError as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+            time.sleep(delay)
+    return action()
+
+
+def _stop_check(ctx: WorkerContext, lease: ActiveLease) -> Callable[[], bool]:
+    """A check the runner calls between micro-batches; it asks the database at most every
+    cancel_check_seconds, and once it has said stop it keeps saying so."""
     last = [0.0]
+    cancelled = [False]
 
     def should_stop() -> bool:
-        if lease.lost or ctx.stopping.is_set():
+        if cancelled[0] or lease.lost or ctx.stopping.is_set():
             return True
         now = time.monotonic()
         if now - last[0] < ctx.cfg.cancel_check_seconds:
             return False
         last[0] = now
-        with read_session(ctx.cfg.database_url) as session:
-            return is_cancel_requested(session=session, job_id=lease.work.job_id)
+        try:
+            with read_session(ctx.cfg.database_url) as session:
+                cancelled[0] = is_cancel_requested(session=session, job_id=lease.work.job_id)
+        except DBAPIError:
+            return False  # database briefly away: keep computing, look again later
+        return cancelled[0]
 
     return should_stop
 
 
+def _release(ctx: WorkerContext, work: ChunkWork) -> str:
+    """Hand a chunk back: cancelled if its job is being cancelled, else pending again."""
+
+    def release() -> bool:
+        with write_session(ctx.cfg.database_url) as session:
+            cancelled = is_cancel_requested(session=session, job_id=work.job_id)
+            abandon_chunk(session=session, work=work, now=time.time(), cancelled=cancelled)
+            return cancelled
+
+    return "cancelled" if with_db_retries(release, "releasing a chunk") else "released"
+
+
 def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
     """Run one chunk if its message is current; return what happened (for logs and tests)."""
+    if ctx.stopping.is_set():
+        return "stopping"  # acked unstarted; its queue lease brings the chunk back
     with write_session(ctx.cfg.database_url) as session:
         work = start_chunk(
             session=session,
@@ -75,30 +119,38 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
         try:
             results = runner.run([r[2] for r in work.records], params, _stop_check(ctx, lease))
         except Cancelled:
+            return _release(ctx, work)
+        except Exception:
+            # Not an input's fault (those fail alone inside the runner): end the lease now,
+            # so the sweep retries the chunk soon and fails it at the attempt limit.
+            log.exception("chunk %s crashed its runner; expiring its lease", chunk_id)
             with write_session(ctx.cfg.database_url) as session:
-                cancelled = is_cancel_requested(session=session, job_id=work.job_id)
-                abandon_chunk(session=session, work=work, now=time.time(), cancelled=cancelled)
-            return "cancelled" if cancelled else "released"
+                expire_lease(session=session, work=work, now=time.time())
+            raise
         compute = time.perf_counter() - started
         blob, completed, failed = render_lines(work, results)
-        with write_session(ctx.cfg.database_url) as session:
-            recorded = complete_chunk(
-                session=session,
-                work=work,
-                outputs=blob,
-                completed=completed,
-                failed=failed,
-                now=time.time(),
-                compute_seconds=compute,
-            )
-        if not recorded:
+
+        def record() -> bool:
+            with write_session(ctx.cfg.database_url) as session:
+                return complete_chunk(
+                    session=session,
+                    work=work,
+                    outputs=blob,
+                    completed=completed,
+                    failed=failed,
+                    now=time.time(),
+                    compute_seconds=compute,
+                )
+
+        if not with_db_retries(record, "recording chunk results"):
             log.warning("chunk %s finished after its lease was lost; result dropped", chunk_id)
             return "lease-lost"
         return "done"
     finally:
         with ctx.lock:
             ctx.active.pop(chunk_id, None)
-        try:
-            dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=work.model)
-        except Exception:
-            log.exception("refilling the queue after chunk %s failed", chunk_id)
+        if not ctx.stopping.is_set():
+            try:
+                dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=work.model)
+            except Exception:
+                log.exception("refilling the queue after chunk %s failed", chunk_id)

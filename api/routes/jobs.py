@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -17,15 +17,20 @@ from api.schemas import JobCreate, JobList, JobOut
 from api.validation import validate_job
 from api.views import change_signature, job_out
 from core import states
-from core.codec import unpack_lines
 from core.constants import nudge_key
 from core.db import read_session, write_session
 from core.errors import NotFound
-from core.store.jobs import cancel_job, create_job, done_chunk_outputs, get_job, list_jobs
+from core.store.jobs import (
+    cancel_job,
+    create_job,
+    get_job,
+    list_jobs,
+    prepare_chunks,
+    stream_results,
+)
 from core.tables import Job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-RESULT_PAGE_CHUNKS = 8
 POLL_SECONDS = 0.25
 
 
@@ -48,8 +53,9 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
         tenant_id=tenant.id,
         per_minute=state.settings.jobs_per_minute,
     )
+    chunks = prepare_chunks(spec)
     with write_session(state.settings.database_url) as session:
-        job = create_job(session=session, tenant_id=tenant.id, spec=spec)
+        job = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
     try:  # wake a dispatcher now; without it the next poll (a second) finds the job anyway
         key = nudge_key(state.settings.redis_prefix, job.model)
         state.redis.pipeline().rpush(key, 1).ltrim(key, -8, -1).expire(key, 60).execute()
@@ -104,21 +110,6 @@ async def get_my_job(
     return job_out(job)
 
 
-def _stream_results(db: str, job_id: str) -> Iterator[bytes]:
-    after = -1
-    while True:
-        with read_session(db) as session:
-            page = done_chunk_outputs(
-                session=session, job_id=job_id, after_seq=after, limit=RESULT_PAGE_CHUNKS
-            )
-        if not page:
-            return
-        for seq, blob in page:
-            after = seq
-            if blob is not None:
-                yield b"".join(unpack_lines(blob))
-
-
 @router.get(
     "/{job_id}/results",
     summary="Stream results as JSONL, in input order",
@@ -130,7 +121,7 @@ def job_results(job_id: str, tenant: TenantDep, request: Request) -> StreamingRe
     db = request.app.state.settings.database_url
     job = _load(db, tenant.id, job_id)
     return StreamingResponse(
-        _stream_results(db, job.id),
+        stream_results(session_factory=partial(read_session, db), job_id=job.id),
         media_type="application/x-ndjson",
         headers={"X-Sluice-Job-Status": job.status},
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -13,7 +11,6 @@ from api.deps import TenantDep
 from api.schemas import ModelList, ModelOut
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import check_schema, ping
-from models.spec import ModelSpec
 
 router = APIRouter()
 
@@ -46,14 +43,6 @@ def readyz(request: Request) -> JSONResponse:
     )
 
 
-def _dimensions(spec: ModelSpec) -> int | None:
-    try:
-        config = json.loads((Path(spec.resolved_source()) / "config.json").read_text())
-        return int(config["hidden_size"])
-    except Exception:
-        return None
-
-
 @router.get(
     "/v1/models", response_model=ModelList, tags=["models"], summary="The registered models"
 )
@@ -77,7 +66,7 @@ def list_models(request: Request, _tenant: TenantDep) -> ModelList:
             ModelOut(
                 id=spec.name,
                 task=spec.task,
-                dimensions=_dimensions(spec),
+                dimensions=spec.output_size(),
                 max_length=spec.max_length,
                 dtype=spec.dtype,
                 chunk_size=spec.chunk_size,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Update, exists, func, select, update
+from sqlalchemy import CursorResult, Update, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from core import states
@@ -87,10 +88,26 @@ def _next_job(session: Session, model: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
+def lock_dispatch(*, session: Session, model: str) -> None:
+    """Make dispatchers of one model take turns until commit (PostgreSQL; re-entrant).
+
+    SQLite needs nothing: its writing transactions are serial already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.blake2b(model.encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def dispatch_chunks(
     *, session: Session, model: str, limit: int, now: float, queue_lease: float
 ) -> list[Dispatched]:
-    """Move up to `limit` pending chunks of a model to queued, one fair choice at a time."""
+    """Move up to `limit` pending chunks of a model to queued, one fair choice at a time.
+
+    Lock order is job, tenant, then chunk (as in cancel_job), and on PostgreSQL dispatchers
+    of one model take turns (an advisory lock until commit), so they cannot deadlock.
+    """
+    lock_dispatch(session=session, model=model)
     out: list[Dispatched] = []
     tick = now
     # Bounded: a dispatcher that keeps losing races to another one gives up for this round.
@@ -102,6 +119,10 @@ def dispatch_chunks(
             break
         job_id, tenant_id = picked
         tick += 1e-6  # strictly increasing, so round-robin order holds within one call
+        session.execute(update(Job).where(Job.id == job_id).values(last_dispatched_at=tick))
+        session.execute(
+            update(Tenant).where(Tenant.id == tenant_id).values(last_dispatched_at=tick)
+        )
         chunk_id = session.scalar(
             select(Chunk.id)
             .where(Chunk.job_id == job_id, Chunk.status == states.C_PENDING)
@@ -115,11 +136,7 @@ def dispatch_chunks(
             .where(Chunk.id == chunk_id, Chunk.status == states.C_PENDING)
             .values(status=states.C_QUEUED, lease_token=token, lease_expires_at=now + queue_lease),
         )
-        session.execute(update(Job).where(Job.id == job_id).values(last_dispatched_at=tick))
-        session.execute(
-            update(Tenant).where(Tenant.id == tenant_id).values(last_dispatched_at=tick)
-        )
-        if moved and chunk_id is not None:
+        if moved == 1 and chunk_id is not None:
             out.append(Dispatched(chunk_id=chunk_id, token=token, model=model))
     return out
 
@@ -162,7 +179,8 @@ def start_chunk(
         )
         finish_job_if_done(session=session, job_id=job_id, now=now)
         return None
-    moved = session.execute(
+    claimed = _affected(
+        session,
         update(Chunk)
         .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
         .values(
@@ -173,7 +191,7 @@ def start_chunk(
             lease_expires_at=now + lease,
         ),
     )
-    if not moved:
+    if claimed != 1:  # a concurrent start, cancel or sweep got there first
         return None
     finish_job_if_done(session=session, job_id=job_id, now=now)
     return ChunkWork(
@@ -265,13 +283,42 @@ def abandon_chunk(*, session: Session, work: ChunkWork, now: float, cancelled: b
     return moved == 1
 
 
-def _fail_chunk(session: Session, chunk: Chunk, now: float, attempts: int) -> None:
+def expire_lease(*, session: Session, work: ChunkWork, now: float) -> bool:
+    """End a running chunk's lease now; the next sweep retries or fails it by its attempts."""
+    return (
+        _affected(
+            session,
+            update(Chunk)
+            .where(
+                Chunk.id == work.chunk_id,
+                Chunk.lease_token == work.token,
+                Chunk.status == states.C_RUNNING,
+            )
+            .values(lease_expires_at=now),
+        )
+        == 1
+    )
+
+
+def _still_expired(chunk: Chunk, now: float) -> Any:
+    """The condition that the chunk is as the sweep read it: same lease, status, lapsed."""
+    return (
+        (Chunk.id == chunk.id)
+        & (Chunk.lease_token == chunk.lease_token)
+        & (Chunk.status == chunk.status)
+        & (Chunk.lease_expires_at < now)
+    )
+
+
+def _fail_chunk(session: Session, chunk: Chunk, now: float) -> bool:
+    """Fail every item of a chunk that ran out of attempts; count them once."""
     records = unpack_inputs(chunk.inputs)
-    message = f"the chunk holding this item failed {attempts} times (worker lost)"
+    message = f"the chunk holding this item failed {chunk.attempts} times (worker lost)"
     lines = (error_line(i, cid, "attempts_exhausted", message) for i, cid, _ in records)
-    session.execute(
+    failed = _affected(
+        session,
         update(Chunk)
-        .where(Chunk.id == chunk.id, Chunk.lease_token == chunk.lease_token)
+        .where(_still_expired(chunk, now))
         .values(
             status=states.C_FAILED,
             outputs=pack_lines(lines),
@@ -280,13 +327,16 @@ def _fail_chunk(session: Session, chunk: Chunk, now: float, attempts: int) -> No
             lease_token=None,
             lease_expires_at=None,
             finished_at=now,
-        )
+        ),
     )
+    if failed != 1:
+        return False
     session.execute(
         update(Job)
         .where(Job.id == chunk.job_id)
         .values(failed=Job.failed + len(records), updated_at=now)
     )
+    return True
 
 
 def sweep_expired(
@@ -311,7 +361,7 @@ def sweep_expired(
             job_cancelling=job_status not in states.JOB_ACTIVE,
         )
         if target == states.C_FAILED:
-            _fail_chunk(session, chunk, now, chunk.attempts)
+            changed = _fail_chunk(session, chunk, now)
         else:
             values: dict[str, Any] = {
                 "status": target,
@@ -320,13 +370,14 @@ def sweep_expired(
             }
             if target == states.C_CANCELLED:
                 values["finished_at"] = now
-            session.execute(
-                update(Chunk)
-                .where(Chunk.id == chunk.id, Chunk.lease_token == chunk.lease_token)
-                .values(values)
+            # A worker may have started, extended or finished it since the read above.
+            changed = (
+                _affected(session, update(Chunk).where(_still_expired(chunk, now)).values(values))
+                == 1
             )
-        moved[target] += 1
-        touched.add(chunk.job_id)
+        if changed:
+            moved[target] += 1
+            touched.add(chunk.job_id)
     # Safety net: a cancelling job whose last chunk ended without finishing it.
     touched.update(session.scalars(select(Job.id).where(Job.status == states.CANCELLING)))
     for job_id in touched:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import states
-from core.chunking import cut_chunks
-from core.codec import InputRecord, pack_inputs
+from core.chunking import bucket_chunks
+from core.codec import InputRecord, merge_in_order, pack_indices, pack_inputs
 from core.ids import new_id
 from core.tables import Chunk, Job
 
@@ -29,13 +30,44 @@ class JobSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     chunk_size: int = 512
     expires_after_seconds: float = 30 * 86400
+    # Sort keys for length bucketing, one per item (None: keep input order).
+    lengths: Sequence[int] | None = None
+    bucket_window: int = 4096
 
 
-def create_job(*, session: Session, tenant_id: str, spec: JobSpec) -> Job:
-    """Insert a job and all its chunks in the caller's transaction (all or nothing)."""
-    now = time.time()
+def prepare_chunks(spec: JobSpec) -> list[dict[str, Any]]:
+    """A job's chunk rows (bucketed, compressed), built before any transaction opens, so a
+    big job holds the database's write lock only for the inserts."""
     records: list[InputRecord] = [(i, cid, x) for i, (cid, x) in enumerate(spec.items)]
-    pieces = cut_chunks(records, spec.chunk_size)
+    lengths = spec.lengths if spec.lengths is not None else [0] * len(records)
+    plan = bucket_chunks(records, lengths, chunk_size=spec.chunk_size, window=spec.bucket_window)
+    return [
+        {
+            "model": spec.model,
+            "seq": seq,
+            "bucket": bucket,
+            "status": states.C_PENDING,
+            "n_items": len(positions),
+            "inputs": pack_inputs(records[p] for p in positions),
+            "item_indices": pack_indices(positions),
+            "completed": 0,
+            "failed": 0,
+            "attempts": 0,
+        }
+        for seq, (bucket, positions) in enumerate(plan)
+    ]
+
+
+def create_job(
+    *,
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec,
+    chunks: list[dict[str, Any]] | None = None,
+) -> Job:
+    """Insert a job and its chunks (from prepare_chunks) in the caller's transaction."""
+    now = time.time()
+    rows = prepare_chunks(spec) if chunks is None else chunks
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
@@ -45,34 +77,18 @@ def create_job(*, session: Session, tenant_id: str, spec: JobSpec) -> Job:
         meta=spec.metadata,
         priority=spec.priority,
         status=states.QUEUED,
-        total=len(records),
+        total=len(spec.items),
         completed=0,
         failed=0,
-        chunk_count=len(pieces),
+        chunk_count=len(rows),
         created_at=now,
         updated_at=now,
         expires_at=now + spec.expires_after_seconds,
     )
     session.add(job)
     session.flush()
-    if pieces:
-        session.execute(
-            insert(Chunk),
-            [
-                {
-                    "job_id": job.id,
-                    "model": spec.model,
-                    "seq": seq,
-                    "status": states.C_PENDING,
-                    "n_items": len(piece),
-                    "inputs": pack_inputs(piece),
-                    "completed": 0,
-                    "failed": 0,
-                    "attempts": 0,
-                }
-                for seq, piece in enumerate(pieces)
-            ],
-        )
+    if rows:
+        session.execute(insert(Chunk), [{**row, "job_id": job.id} for row in rows])
     return job
 
 
@@ -122,15 +138,16 @@ def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
 
     Idempotent: a job already finished or cancelling is returned unchanged.
     """
-    job = get_job(session=session, tenant_id=tenant_id, job_id=job_id)
+    # The row lock keeps a worker from moving the job (queued -> in_progress, -> completed)
+    # between this read and the update below (PostgreSQL; SQLite writers are serial anyway).
+    job = session.scalar(
+        select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id).with_for_update()
+    )
     if job is None or job.status in states.JOB_TERMINAL or job.status == states.CANCELLING:
         return job
     now = time.time()
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == job.status)
-        .values(status=states.CANCELLING, cancelled_at=now, updated_at=now)
-    )
+    job.status, job.cancelled_at, job.updated_at = states.CANCELLING, now, now
+    session.flush()
     session.execute(
         update(Chunk)
         .where(Chunk.job_id == job_id, Chunk.status.in_([states.C_PENDING, states.C_QUEUED]))
@@ -148,14 +165,26 @@ def is_cancel_requested(*, session: Session, job_id: str) -> bool:
     return status in (states.CANCELLING, states.CANCELLED, states.EXPIRED, None)
 
 
-def done_chunk_outputs(
-    *, session: Session, job_id: str, after_seq: int, limit: int
-) -> list[tuple[int, bytes | None]]:
-    """(seq, outputs) of the job's chunks after a seq, in order; outputs None while unfinished."""
-    rows = session.execute(
-        select(Chunk.seq, Chunk.outputs)
-        .where(Chunk.job_id == job_id, Chunk.seq > after_seq)
-        .order_by(Chunk.seq)
-        .limit(limit)
-    )
-    return [(seq, out) for seq, out in rows]
+def stream_results(
+    *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
+) -> Iterator[bytes]:
+    """A job's finished result lines in input order, one bucket at a time (bounded memory).
+
+    Each bucket is read in its own short session; unfinished chunks are skipped, so a
+    running job yields its finished items, still in input order.
+    """
+    after = -1
+    while True:
+        with session_factory() as session:
+            bucket = session.scalar(
+                select(func.min(Chunk.bucket)).where(Chunk.job_id == job_id, Chunk.bucket > after)
+            )
+            if bucket is None:
+                return
+            rows = session.execute(
+                select(Chunk.outputs, Chunk.item_indices).where(
+                    Chunk.job_id == job_id, Chunk.bucket == bucket, Chunk.outputs.is_not(None)
+                )
+            ).all()
+        after = bucket
+        yield from merge_in_order([(out, idx) for out, idx in rows if out is not None])

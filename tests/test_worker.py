@@ -1,0 +1,147 @@
+"""The run_chunk task body in-process, on both databases and real Redis, with injected faults."""
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core import states
+from core.celery_app import make_celery
+from core.db import read_session, write_session
+from core.redis_client import get_redis
+from core.store.chunks import dispatch_chunks, sweep_expired
+from core.store.jobs import JobSpec, cancel_job, create_job
+from core.store.tenants import get_or_create_tenant
+from core.tables import Chunk, Job
+from models.embed import EmbedRunner
+from models.spec import load_registry
+from worker.context import WorkerContext
+from worker.run_chunk import execute_chunk
+
+
+@pytest.fixture(scope="module")
+def tiny_runner(registry_file: Path) -> EmbedRunner:
+    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
+
+
+class CrashingRunner:
+    """A fault: the runner itself breaks (not one input), as a driver error would."""
+
+    task = "embed"
+
+    def run(self, inputs, params, should_stop):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def _ctx(cfg, runner) -> WorkerContext:
+    return WorkerContext(
+        cfg=cfg,
+        app=make_celery(cfg),
+        redis=get_redis(cfg.redis_url),
+        name="test-worker",
+        runners={"tiny-embed": runner},
+    )
+
+
+def _job(cfg, n=8):
+    with write_session(cfg.database_url) as s:
+        t = get_or_create_tenant(session=s, name="w")
+        spec = JobSpec(
+            model="tiny-embed",
+            task="embed",
+            chunk_size=4,
+            items=[(f"c{i}", f"some text number {i}") for i in range(n)],
+        )
+        return create_job(session=s, tenant_id=t.id, spec=spec).id
+
+
+def _dispatch(cfg, n):
+    with write_session(cfg.database_url) as s:
+        return dispatch_chunks(
+            session=s, model="tiny-embed", limit=n, now=time.time(), queue_lease=60
+        )
+
+
+def test_runs_a_chunk_and_drops_a_duplicate_message(cfg, tiny_runner):
+    job_id = _job(cfg)
+    d1, d2 = _dispatch(cfg, 2)
+    ctx = _ctx(cfg, tiny_runner)
+    assert execute_chunk(ctx, d1.chunk_id, d1.token) == "done"
+    assert execute_chunk(ctx, d1.chunk_id, d1.token) == "stale"
+    assert execute_chunk(ctx, d2.chunk_id, d2.token) == "done"
+    with read_session(cfg.database_url) as s:
+        job = s.get(Job, job_id)
+    assert (job.status, job.completed, job.failed) == (states.COMPLETED, 8, 0)
+
+
+def test_cancel_stops_a_running_chunk(cfg, tiny_runner):
+    job_id = _job(cfg)
+    (d,) = _dispatch(cfg, 1)
+    ctx = _ctx(cfg, tiny_runner)
+    with write_session(cfg.database_url) as s:
+        tenant_id = s.get(Job, job_id).tenant_id
+    calls = []
+
+    class CancelDuringRun:
+        task = "embed"
+
+        def run(self, inputs, params, should_stop):
+            with write_session(cfg.database_url) as s:
+                cancel_job(session=s, tenant_id=tenant_id, job_id=job_id)
+            time.sleep(cfg.cancel_check_seconds * 2)
+            calls.append(should_stop())
+            return tiny_runner.run(inputs, params, should_stop)
+
+    ctx.runners["tiny-embed"] = CancelDuringRun()
+    assert execute_chunk(ctx, d.chunk_id, d.token) == "cancelled"
+    assert calls == [True]
+    with read_session(cfg.database_url) as s:
+        assert s.get(Job, job_id).status == states.CANCELLED
+
+
+def test_a_crashing_runner_is_retried_then_failed_without_blocking(cfg):
+    job_id = _job(cfg, n=4)
+    ctx = _ctx(cfg, CrashingRunner())
+    for attempt in range(1, cfg.max_attempts + 1):
+        (d,) = _dispatch(cfg, 1)
+        with pytest.raises(RuntimeError, match="illegal memory"):
+            execute_chunk(ctx, d.chunk_id, d.token)
+        with write_session(cfg.database_url) as s:  # the lease was ended at once
+            moved = sweep_expired(session=s, now=time.time() + 0.01, max_attempts=cfg.max_attempts)
+        expected = states.C_FAILED if attempt == cfg.max_attempts else states.C_PENDING
+        assert moved[expected] == 1
+    with read_session(cfg.database_url) as s:
+        job = s.get(Job, job_id)
+        assert (job.status, job.completed, job.failed) == (states.COMPLETED, 0, 4)
+        assert s.scalar(select(Chunk.attempts).where(Chunk.job_id == job_id)) == cfg.max_attempts
+
+
+def test_stopping_worker_releases_its_chunk_without_using_an_attempt(cfg, tiny_runner):
+    job_id = _job(cfg, n=4)
+    ctx = _ctx(cfg, tiny_runner)
+    # A message that arrives while the worker stops is acked unstarted; its chunk stays
+    # queued until the queue lease lapses, then the sweep makes it pending again.
+    (d,) = _dispatch(cfg, 1)
+    ctx.stopping.set()  # what SIGTERM does, through worker_shutting_down
+    assert execute_chunk(ctx, d.chunk_id, d.token) == "stopping"
+    ctx.stopping.clear()
+    with write_session(cfg.database_url) as s:
+        assert sweep_expired(session=s, now=time.time() + 61, max_attempts=3)[states.C_PENDING] == 1
+
+    # A chunk already running when the worker is told to stop goes back to pending at its
+    # next micro-batch, with its attempt refunded.
+    class StopMidway:
+        task = "embed"
+
+        def run(self, inputs, params, should_stop):
+            ctx.stopping.set()
+            return tiny_runner.run(inputs, params, should_stop)
+
+    ctx.runners["tiny-embed"] = StopMidway()
+    (d,) = _dispatch(cfg, 1)
+    assert execute_chunk(ctx, d.chunk_id, d.token) == "released"
+    with read_session(cfg.database_url) as s:
+        chunk = s.get(Chunk, d.chunk_id)
+        assert (chunk.status, chunk.attempts, chunk.lease_token) == (states.C_PENDING, 0, None)
+        assert s.get(Job, job_id).status == states.IN_PROGRESS
