@@ -15,7 +15,10 @@ class InputItem(BaseModel):
     custom_id: str | None = Field(
         default=None, description="Your id for the item, unique in the job"
     )
-    input: Any = Field(description="The item: for `embed`, a string")
+    input: Any = Field(
+        description="The item: for `embed`, a string; for `classify`, a string or "
+        '{"text", "text_pair"}'
+    )
 
 
 class JobCreate(BaseModel):
@@ -75,7 +78,8 @@ class ModelOut(BaseModel):
     id: str
     object: str = "model"
     task: str
-    dimensions: int | None
+    dimensions: int | None = Field(description="Output width (embed models)")
+    labels: list[str] | None = Field(description="Labels in id order (classify models)")
     max_length: int
     dtype: str
     chunk_size: int

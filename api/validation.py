@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from api.schemas import JobCreate
 from core.config import Settings
 from core.errors import InvalidInput, ModelUnavailable, TooLarge
 from core.store.jobs import JobSpec
-from models.params import parse_params
+from models.params import InputShapeError, check_input, input_texts, parse_params
 from models.spec import ModelSpec
 
 
@@ -65,21 +67,24 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
             param="params.dimensions",
         )
     seen: set[str] = set()
-    items: list[tuple[str | None, str]] = []
+    items: list[tuple[str | None, Any]] = []
+    lengths: list[int] = []
     for i, item in enumerate(body.inputs):
-        if not isinstance(item.input, str):
+        param = f"inputs[{i}].input"
+        try:
+            value = check_input(spec.task, item.input)
+        except InputShapeError as exc:
+            raise InvalidInput(f"{param} {exc}", param=param) from exc
+        texts = input_texts(value)
+        size = sum(len(t) for t in texts)
+        if size > cfg.max_input_chars:
             raise InvalidInput(
-                f"inputs[{i}].input must be a string for task {spec.task}",
-                param=f"inputs[{i}].input",
-            )
-        if len(item.input) > cfg.max_input_chars:
-            raise InvalidInput(
-                f"inputs[{i}].input has {len(item.input)} characters; at most "
-                f"{cfg.max_input_chars}",
+                f"{param} has {size} characters; at most {cfg.max_input_chars}",
                 code="input_too_large",
-                param=f"inputs[{i}].input",
+                param=param,
             )
-        _unicode(item.input, f"inputs[{i}].input")
+        for text in texts:
+            _unicode(text, param)
         cid = item.custom_id
         if cid is not None:
             _unicode(cid, f"inputs[{i}].custom_id")
@@ -95,7 +100,8 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
                     param=f"inputs[{i}].custom_id",
                 )
             seen.add(cid)
-        items.append((cid, item.input))
+        items.append((cid, value))
+        lengths.append(size)
     return JobSpec(
         model=spec.name,
         task=spec.task,
@@ -107,6 +113,6 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
         expires_after_seconds=cfg.job_retention_days * 86400,
         # Character length stands in for token length (the API holds no tokenizer);
         # the runner sorts each chunk by exact token length again.
-        lengths=[len(text) for _, text in items],
+        lengths=lengths,
         bucket_window=cfg.bucket_window_items,
     )

@@ -95,14 +95,18 @@ def bench_optimum(spec: Any, texts: list[str], warmup: int) -> tuple[Measurement
             for r in results
         ]
     )
-    lengths = [len(x) for x in runner.tokenize(texts, truncate=True)[0]]
+    lengths = [len(e["input_ids"]) for e in runner.tokenize(texts, truncate=True)[0]]
     budget = spec.max_batch_tokens
     whole = padding_efficiency(lengths, plan_batches(lengths, budget))
-    # sluice cuts a job into chunks in arrival order and plans each chunk on its own.
-    from core.chunking import cut_chunks
+    # sluice sorts windows of the job by character length, cuts them into chunks, and plans
+    # each chunk on its own (by token length): the same functions, the same settings.
+    from core.chunking import bucket_chunks
+    from core.config import Settings
 
+    window = Settings().bucket_window_items
+    plan = bucket_chunks(texts, [len(t) for t in texts], chunk_size=spec.chunk_size, window=window)
     per_chunk_real = per_chunk_padded = 0.0
-    for piece in cut_chunks(list(range(len(lengths))), spec.chunk_size):
+    for _, piece in plan:
         sub = [lengths[i] for i in piece]
         eff = padding_efficiency(sub, plan_batches(sub, budget))
         per_chunk_real += sum(sub)

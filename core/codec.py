@@ -39,12 +39,20 @@ def unpack_lines(blob: bytes) -> Iterator[bytes]:
         start = end
 
 
-def result_line(index: int, custom_id: str | None, output: Any) -> bytes:
-    """One successful result line."""
-    return orjson.dumps(
-        {"custom_id": custom_id, "index": index, "output": output},
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+def result_line(
+    index: int,
+    custom_id: str | None,
+    output: Any,
+    usage: dict[str, int] | None = None,
+    truncated: bool = False,
+) -> bytes:
+    """One successful result line (with its token usage; `truncated` only when it was)."""
+    line: dict[str, Any] = {"custom_id": custom_id, "index": index, "output": output}
+    if usage is not None:
+        line["usage"] = usage
+    if truncated:
+        line["truncated"] = True
+    return orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def error_line(index: int, custom_id: str | None, code: str, message: str) -> bytes:

@@ -54,3 +54,10 @@ def pick_dtype(
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     native = cpu_has_native_bf16() if native_bf16_cpu is None else native_bf16_cpu
     return torch.bfloat16 if native else torch.float32
+
+
+def quantize_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Dynamic int8 quantisation of a float32 model's linear layers (CPU only)."""
+    if device.type != "cpu":
+        raise ValueError("quantize: int8 is a CPU option; on a GPU use dtype bfloat16/float16")
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """One item's outcome: `output` on success, else `error_code` and `error_message`."""
+    """One item's outcome: `output` on success, else `error_code` and `error_message`;
+    its token usage, and whether its input was cut to the model's max_length."""
 
     output: Any = None
     error_code: str | None = None
     error_message: str | None = None
+    usage: dict[str, int] | None = None
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
         """Whether the item succeeded."""
         return self.error_code is None
+
+    def with_usage(
+        self, prompt_tokens: int, completion_tokens: int = 0, truncated: bool = False
+    ) -> ItemResult:
+        """The same result with its token usage (and truncation) recorded."""
+        return replace(
+            self,
+            truncated=truncated,
+            usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        )
 
 
 class Cancelled(Exception):

@@ -6,14 +6,14 @@ import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
 
-Task = Literal["embed"]
+Task = Literal["embed", "classify"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 
 
@@ -26,7 +26,10 @@ class ModelSpec(BaseModel):
     task: Task
     source: str
     revision: str | None = None
-    dtype: DType = "float32"
+    dtype: DType = "auto"
+    # CPU-only dynamic int8 quantisation of linear layers: faster, but measurably less
+    # faithful (see bench/); never on unless asked for.
+    quantize: Literal["none", "int8"] = "none"
     max_length: int = Field(default=512, ge=1, le=1_000_000)
     max_batch_tokens: int = Field(default=8192, ge=1)
     chunk_size: int = Field(default=512, ge=1, le=100_000)
@@ -41,13 +44,25 @@ class ModelSpec(BaseModel):
             return str(Path(next(iter(found.submodule_search_locations))) / sub)
         return self.source
 
-    def output_size(self) -> int | None:
-        """The embedding width from the model's config.json, where it is on local disk."""
+    def _config(self) -> dict[str, Any]:
+        """The model's config.json where it is on local disk (else empty)."""
         try:
             config = json.loads((Path(self.resolved_source()) / "config.json").read_text())
-            return int(config["hidden_size"])
-        except (OSError, KeyError, TypeError, ValueError):
+        except (OSError, ValueError, ModelRegistryError):
+            return {}
+        return config if isinstance(config, dict) else {}
+
+    def output_size(self) -> int | None:
+        """The embedding width (embed models), from config.json."""
+        width = self._config().get("hidden_size")
+        return int(width) if self.task == "embed" and isinstance(width, int) else None
+
+    def labels(self) -> list[str] | None:
+        """The labels in id order (classify models), from config.json's id2label."""
+        id2label = self._config().get("id2label")
+        if self.task != "classify" or not isinstance(id2label, dict):
             return None
+        return [str(id2label[k]) for k in sorted(id2label, key=int)]
 
 
 class ModelRegistryError(ValueError):

@@ -12,15 +12,13 @@ from core.config import Settings
 from core.db import get_engine, migrate, write_session
 from core.store.tenants import create_key
 from tests.services import REDIS_URL, delete_prefix, pg_schema, redis_client
-from tests.tiny_models import bench_texts, build_tiny_embed, write_registry
+from tests.tiny_models import build_registry
 
 
 @pytest.fixture(scope="session")
 def registry_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models.yaml with the packaged MiniLM and a tiny seeded encoder, built once."""
-    root = tmp_path_factory.mktemp("models")
-    tiny = build_tiny_embed(root / "tiny-embed", bench_texts(2000, seed=1))
-    return write_registry(root / "models.yaml", tiny)
+    """models.yaml with the packaged MiniLM and tiny seeded models of each task, built once."""
+    return build_registry(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture

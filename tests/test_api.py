@@ -291,3 +291,47 @@ def test_dimensions_beyond_the_model_are_rejected(api, alice, cfg):
     r = _submit(api, alice, params={"dimensions": 33})  # the tiny encoder is 32 wide
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_params"
     assert _submit(api, alice, params={"dimensions": 32}).status_code == 201
+
+
+def test_classify_jobs_take_texts_and_pairs(api, alice):
+    body = {
+        "model": "tiny-classify",
+        "params": {"top_k": "all"},
+        "inputs": [
+            {"input": "plain text"},
+            {"input": {"text": "premise", "text_pair": "hypothesis"}},
+            {"input": {"text": "no pair"}},
+        ],
+    }
+    r = api.post("/v1/jobs", json=body, headers=alice)
+    assert r.status_code == 201, r.text
+    assert r.json()["task"] == "classify" and r.json()["params"]["top_k"] == "all"
+
+
+@pytest.mark.parametrize(
+    "inp,params",
+    [
+        ({"text": 5}, {}),
+        ({"txt": "a"}, {}),
+        (["a", "b"], {}),
+        ("ok", {"top_k": 0}),
+        ("ok", {"top_k": "some"}),
+        ("ok", {"normalize": True}),
+    ],
+)
+def test_classify_bad_inputs_and_params(api, alice, cfg, inp, params):
+    r = api.post(
+        "/v1/jobs",
+        json={"model": "tiny-classify", "inputs": [{"input": inp}], "params": params},
+        headers=alice,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] in ("invalid_input", "invalid_params")
+    assert _nothing_created(cfg)
+
+
+def test_models_list_labels_for_classifiers(api, alice):
+    models = {m["id"]: m for m in api.get("/v1/models", headers=alice).json()["data"]}
+    assert models["tiny-classify"]["labels"] == ["negative", "neutral", "positive"]
+    assert models["tiny-classify"]["dimensions"] is None
+    assert models["tiny-embed"]["labels"] is None and models["tiny-embed"]["dimensions"] == 32

@@ -43,7 +43,9 @@ def _check_lines(lines, texts, ref=None, dim=None):
     assert len(lines) == len(texts)
     for i, raw in enumerate(lines):
         line = orjson.loads(raw)
-        assert set(line) == {"custom_id", "index", "output"}, line
+        assert {"custom_id", "index", "output", "usage"} <= set(line), line
+        assert set(line) <= {"custom_id", "index", "output", "usage", "truncated"}, line
+        assert line["usage"]["prompt_tokens"] > 0 and line["usage"]["completion_tokens"] == 0
         assert line["index"] == i and line["custom_id"] == f"item-{i}"
         vec = np.asarray(line["output"], dtype=np.float32)
         if dim:
@@ -110,3 +112,25 @@ def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
     # The chunk running when the worker died (if one was: the kill may fall between two)
     # ran again; none needed more than that.
     assert min(attempts) == 1 and max(attempts) <= 2
+
+
+def test_classify_job_end_to_end(stack):
+    texts = bench_texts(500, seed=12)
+    stack.start_worker("tiny-classify")
+    inputs = [
+        {"custom_id": f"item-{i}", "input": t if i % 2 else {"text": t, "text_pair": "x"}}
+        for i, t in enumerate(texts)
+    ]
+    r = stack.http.post(
+        "/v1/jobs", json={"model": "tiny-classify", "inputs": inputs, "params": {"top_k": 2}}
+    )
+    assert r.status_code == 201, r.text
+    job = stack.wait_until(r.json()["id"], lambda j: j["status"] in TERMINAL)
+    assert job["counts"] == {"total": 500, "completed": 500, "failed": 0}
+    lines = [orjson.loads(x) for x in stack.results(job["id"])]
+    assert [x["index"] for x in lines] == list(range(500))
+    for line in lines:
+        labels = [s["label"] for s in line["output"]]
+        assert len(labels) == 2 and set(labels) <= {"negative", "neutral", "positive"}
+        assert line["output"][0]["score"] >= line["output"][1]["score"]
+        assert line["usage"]["prompt_tokens"] > 0

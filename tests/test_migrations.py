@@ -76,6 +76,8 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
                 },
             )
     command.upgrade(alembic_config(url), "head")
-    lines = list(stream_results(session_factory=partial(read_session, url), job_id="j"))
+    lines = b"".join(
+        stream_results(session_factory=partial(read_session, url), job_id="j")
+    ).splitlines()
     assert [b'"index":%d' % i in line for i, line in enumerate(lines)] == [True] * 4
     get_engine(url).dispose()

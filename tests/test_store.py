@@ -234,10 +234,12 @@ def test_bucketed_job_streams_results_in_input_order(db_url):
         if n == len(sent) // 2:  # partial results: exactly the finished items, in input order
             got = [
                 int(line.split(b'"index":')[1].split(b",")[0])
-                for line in stream_results(session_factory=stream, job_id=job_id)
+                for line in b"".join(
+                    stream_results(session_factory=stream, job_id=job_id)
+                ).splitlines()
             ]
             assert got == sorted(done)
-    lines = list(stream_results(session_factory=stream, job_id=job_id))
+    lines = b"".join(stream_results(session_factory=stream, job_id=job_id)).splitlines()
     assert [line.split(b'"custom_id":"')[1].split(b'"')[0].decode() for line in lines] == [
         f"c{i}" for i in range(300)
     ]

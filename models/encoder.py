@@ -1,0 +1,145 @@
+"""What encoder runners share: tokenising (with truncation reports), padding, planning,
+and isolated execution of micro-batches."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.batching import IsolatingExecutor
+from models.device import pick_device, pick_dtype, quantize_int8
+from models.planner import plan_batches
+from models.results import Cancelled, ItemResult
+from models.spec import ModelSpec
+
+# An input as the tokenizer takes it: a text, or a (text, text_pair) pair.
+TextInput = str | tuple[str, str]
+
+
+class EncoderRunner:
+    """Loads a model once; runs lists of inputs in token-budgeted micro-batches."""
+
+    task = ""
+
+    def __init__(self, spec: ModelSpec, model_cls: Any, device: torch.device | None = None) -> None:
+        from transformers import AutoTokenizer
+
+        self.spec = spec
+        self.device = device or pick_device()
+        quantized = spec.quantize == "int8"  # int8 works on a float32 model
+        self.dtype = torch.float32 if quantized else pick_dtype(spec.dtype, self.device)
+        path = spec.resolved_source()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, revision=spec.revision)
+        model = model_cls.from_pretrained(path, revision=spec.revision, dtype=self.dtype)
+        model = model.to(self.device).eval()
+        self.config = model.config
+        self.model = quantize_int8(model, self.device) if quantized else model
+        limit = getattr(model.config, "max_position_embeddings", spec.max_length)
+        self.max_length = min(spec.max_length, limit)
+        self.pad_id = self.tokenizer.pad_token_id or 0
+        # BERT-likes take segment ids; MPNet, DistilBERT and others raise if given them.
+        self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+        self.executor = IsolatingExecutor(spec.max_batch_tokens)
+
+    def tokenize(
+        self, inputs: Sequence[TextInput], truncate: bool
+    ) -> tuple[list[dict[str, list[int]]], list[int]]:
+        """Encodings per input (cut to max_length when truncating), and each one's full
+        token count before any cut."""
+        texts = [x if isinstance(x, str) else x[0] for x in inputs]
+        pairs = [None if isinstance(x, str) else x[1] for x in inputs]
+        has_pairs = any(p is not None for p in pairs)
+        kw: dict[str, Any] = {"add_special_tokens": True, "verbose": False}
+
+        def encode(idx: Sequence[int], **extra: Any) -> list[dict[str, list[int]]]:
+            out = self.tokenizer(
+                [texts[i] for i in idx],
+                [pairs[i] or "" for i in idx] if has_pairs else None,
+                **kw,
+                **extra,
+            )
+            keys = [k for k in ("input_ids", "token_type_ids") if k in out]
+            return [{k: out[k][n] for k in keys} for n in range(len(idx))]
+
+        encodings = encode(range(len(inputs)), truncation=False)
+        full = [len(e["input_ids"]) for e in encodings]
+        if truncate:
+            redo = [i for i, n in enumerate(full) if n > self.max_length]
+            if redo:
+                for i, enc in zip(
+                    redo, encode(redo, truncation=True, max_length=self.max_length), strict=True
+                ):
+                    encodings[i] = enc
+        return encodings, full
+
+    def tensors(self, encodings: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Right-padded model inputs for a micro-batch."""
+        width = max(len(e["input_ids"]) for e in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc["input_ids"])
+            ids[row, :n] = enc["input_ids"]
+            mask[row, :n] = 1
+            if "token_type_ids" in enc:
+                types[row, :n] = enc["token_type_ids"]
+        out = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        if self.takes_token_types:
+            out["token_type_ids"] = torch.from_numpy(types)
+        return {k: v.to(self.device) for k, v in out.items()}
+
+    def forward(self, batch: dict[str, torch.Tensor], params: Any) -> list[Any]:
+        """Outputs for one padded micro-batch, one per row (each task defines it)."""
+        raise NotImplementedError
+
+    def run(
+        self,
+        inputs: Sequence[TextInput],
+        params: Any,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> list[ItemResult]:
+        """Every input gets an output or an error, in input order, with its token usage."""
+        truncate = getattr(params, "truncate", True)
+        encodings, full = self.tokenize(inputs, truncate)
+        results: list[ItemResult | None] = [None] * len(inputs)
+        runnable: list[int] = []
+        for i, n in enumerate(full):
+            if n > self.max_length and not truncate:
+                results[i] = ItemResult(
+                    error_code="input_too_long",
+                    error_message=f"input has {n} tokens, the model takes {self.max_length} "
+                    "(set truncate to true to cut it)",
+                    usage={"prompt_tokens": 0, "completion_tokens": 0},
+                )
+            else:
+                runnable.append(i)
+        lengths = [len(encodings[i]["input_ids"]) for i in runnable]
+
+        def record(pos: int, result: ItemResult) -> None:
+            i = runnable[pos]
+            results[i] = result.with_usage(lengths[pos], truncated=full[i] > lengths[pos])
+
+        for batch in plan_batches(lengths, self.executor.max_batch_tokens):
+            if should_stop():
+                raise Cancelled()
+            with torch.inference_mode():
+                self.executor.run(
+                    batch,
+                    lambda positions: self.forward(
+                        self.tensors([encodings[runnable[p]] for p in positions]), params
+                    ),
+                    record,
+                    lambda out: ItemResult(output=out),
+                    max(lengths[p] for p in batch),
+                )
+        return [
+            r
+            if r is not None
+            else ItemResult(error_code="internal_error", error_message="no result produced")
+            for r in results
+        ]
