@@ -80,6 +80,27 @@ def worker(
 
 
 @app.command()
+def workers(
+    gpus: Annotated[str, typer.Option(help="GPU indices, e.g. 0,1, or `all`")],
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names (default: all)")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per worker")] = None,
+) -> None:
+    """Start and supervise one worker per GPU (restarted if it dies)."""
+    from worker.supervisor import GpuSpecError, Supervisor, parse_gpus, worker_command
+
+    _logging()
+    try:
+        indices = parse_gpus(gpus)
+    except GpuSpecError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    supervisor = Supervisor({g: worker_command(g, models, threads) for g in indices})
+    raise typer.Exit(supervisor.run())
+
+
+@app.command()
 def demo(
     dataset: Annotated[
         Path | None, typer.Argument(help="A JSONL(.gz) file; default: the stdlib's docstrings")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from models.embed import EmbedRunner
 from models.params import EmbedParams
@@ -14,7 +15,9 @@ from tests.tiny_models import bench_texts
 
 @pytest.fixture(scope="module")
 def minilm() -> EmbedRunner:
-    return EmbedRunner(load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"])
+    # fp32: the reference comparisons below are exact; bf16 is checked against this.
+    spec = load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"]
+    return EmbedRunner(spec.model_copy(update={"dtype": "float32"}))
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,27 @@ def test_cancel_between_micro_batches(tiny):
     texts = bench_texts(400, seed=3)
     with pytest.raises(Cancelled):
         tiny.run(texts, EmbedParams(), should_stop=lambda: True)
+
+
+def test_bf16_stays_faithful_to_fp32(minilm):
+    texts = bench_texts(500, seed=13)
+    assert minilm.dtype == torch.float32
+    fp32 = _vectors(minilm.run(texts, EmbedParams()))
+    spec = minilm.spec.model_copy(update={"dtype": "bfloat16"})
+    bf16_runner = EmbedRunner(spec)
+    assert bf16_runner.dtype == torch.bfloat16
+    bf16 = _vectors(bf16_runner.run(texts, EmbedParams()))
+    cos = (fp32 * bf16).sum(1)
+    assert cos.min() >= 0.999, cos.min()
+
+
+def test_int8_quantizes_linear_layers_and_stays_close(minilm):
+    spec = minilm.spec.model_copy(update={"quantize": "int8"})
+    runner = EmbedRunner(spec)
+    kinds = {type(m).__module__ for m in runner.model.modules()}
+    assert any("quantized" in k for k in kinds)
+    texts = bench_texts(100, seed=14)
+    cos = (
+        _vectors(runner.run(texts, EmbedParams())) * _vectors(minilm.run(texts, EmbedParams()))
+    ).sum(1)
+    assert cos.mean() > 0.9  # measurably lossy, which is why it is never on by default
