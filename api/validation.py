@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from core.errors import InvalidInput, ModelUnavailable, TooLarge
 from core.store.jobs import JobSpec
 from models.params import InputShapeError, check_input, input_texts, parse_params
 from models.spec import ModelSpec
+from models.token_lengths import Counter, char_lengths
 
 
 def _unicode(value: str, param: str) -> str:
@@ -24,7 +26,12 @@ def _unicode(value: str, param: str) -> str:
     return value
 
 
-def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings) -> JobSpec:
+def validate_job(
+    body: JobCreate,
+    registry: dict[str, ModelSpec],
+    cfg: Settings,
+    measure: Callable[[ModelSpec], Counter] | None = None,
+) -> JobSpec:
     """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
     spec = registry.get(body.model)
     if spec is None:
@@ -68,7 +75,6 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
         )
     seen: set[str] = set()
     items: list[tuple[str | None, Any]] = []
-    lengths: list[int] = []
     for i, item in enumerate(body.inputs):
         param = f"inputs[{i}].input"
         try:
@@ -101,7 +107,6 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
                 )
             seen.add(cid)
         items.append((cid, value))
-        lengths.append(size)
     return JobSpec(
         model=spec.name,
         task=spec.task,
@@ -113,6 +118,8 @@ def validate_job(body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings)
         expires_after_seconds=cfg.job_retention_days * 86400,
         # Character length stands in for token length (the API holds no tokenizer);
         # the runner sorts each chunk by exact token length again.
-        lengths=lengths,
+        # Token counts from the model's own tokenizer (torch-free) where it is on disk, so
+        # chunks are length-homogeneous; the runner re-sorts each chunk exactly anyway.
+        lengths=(measure(spec) if measure else char_lengths)([v for _, v in items]),
         bucket_window=cfg.bucket_window_items,
     )

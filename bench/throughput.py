@@ -124,14 +124,16 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     from core.chunking import bucket_chunks
     from core.config import Settings
     from models.planner import padding_efficiency, plan_batches
+    from models.token_lengths import counter_for
 
     lengths = [len(e["input_ids"]) for e in runner.tokenize(texts, truncate=True)[0]]
     budget = spec.max_batch_tokens
     whole = padding_efficiency(lengths, plan_batches(lengths, budget))
-    # sluice sorts windows of the job by character length, cuts them into chunks, and plans
-    # each chunk on its own (by token length): the same functions, the same settings.
+    # sluice sorts windows of the job by token count (the API's counter_for), cuts them into
+    # chunks, and plans each chunk on its own: the same functions, the same settings.
     window = Settings().bucket_window_items
-    plan = bucket_chunks(texts, [len(t) for t in texts], chunk_size=spec.chunk_size, window=window)
+    sort_keys = counter_for(spec)(texts)
+    plan = bucket_chunks(texts, sort_keys, chunk_size=spec.chunk_size, window=window)
     per_chunk_real = per_chunk_padded = 0.0
     for _, piece in plan:
         sub = [lengths[i] for i in piece]

@@ -29,6 +29,7 @@ from core.store.jobs import (
     stream_results,
 )
 from core.tables import Job
+from models.token_lengths import counter_for
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 POLL_SECONDS = 0.25
@@ -46,7 +47,7 @@ def _load(db: str, tenant_id: str, job_id: str) -> Job:
 def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     """Validate every input, then create the job and its chunks in one transaction."""
     state = request.app.state
-    spec = validate_job(body, state.registry, state.settings)
+    spec = validate_job(body, state.registry, state.settings, measure=counter_for)
     check_rate(
         state.redis,
         prefix=state.settings.redis_prefix,

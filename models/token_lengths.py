@@ -1,0 +1,44 @@
+"""Token counts for length bucketing, from a model's tokenizer.json. Torch-free (the Rust
+`tokenizers` library only), so the API can sort a job's items by real token length."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tokenizers import Tokenizer
+
+Counter = Callable[[Sequence[Any]], list[int]]
+
+
+def char_lengths(inputs: Sequence[Any]) -> list[int]:
+    """The fallback sort key: characters, summed over a text pair."""
+    return [len(x) if isinstance(x, str) else sum(len(t) for t in x) for x in inputs]
+
+
+@lru_cache(maxsize=32)
+def token_counter(source_dir: str) -> Counter:
+    """Counts tokens (special tokens included, never truncated) as the model's tokenizer
+    does; character length where the source has no tokenizer.json on local disk."""
+    path = Path(source_dir) / "tokenizer.json"
+    if not path.is_file():
+        return char_lengths
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def count(inputs: Sequence[Any]) -> list[int]:
+        batch = [x if isinstance(x, str) else tuple(x) for x in inputs]
+        return [len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=True)]
+
+    return count
+
+
+def counter_for(spec: Any) -> Counter:
+    """The token counter of a registry entry; character length if its source is missing."""
+    try:
+        return token_counter(spec.resolved_source())
+    except (ValueError, OSError):
+        return char_lengths
