@@ -17,7 +17,8 @@ class InputItem(BaseModel):
     )
     input: Any = Field(
         description="The item: for `embed`, a string; for `classify`, a string or "
-        '{"text", "text_pair"}'
+        '{"text", "text_pair"}; for `generate`, a prompt string, {"prompt"} or '
+        '{"messages": [{"role", "content"}]}, optionally with "seed"'
     )
 
 

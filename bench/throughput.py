@@ -222,19 +222,6 @@ def _schema_url(url: str, schema: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def _wait_for_worker(client: Any, model: str, worker: Any, timeout: float = 300) -> None:
-    """Wait until /v1/models shows a live worker for the model."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker exited with {worker.returncode}")
-        live = {m["id"]: m["live_workers"] for m in client.models()["data"]}
-        if live.get(model):
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"no live worker for {model} after {timeout:.0f}s")
-
-
 def _finish(client: Any, job: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Long-poll a job until it reaches a terminal status; cancel it after timeout."""
     from core.states import JOB_TERMINAL
@@ -273,7 +260,7 @@ def bench_sluice(
     from sqlalchemy import create_engine, text
 
     from cli.client import Client
-    from cli.processes import free_port, spawn, stop, wait_ready
+    from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
     from core.db import get_engine, migrate, write_session
     from core.store.tenants import create_key
 
@@ -316,7 +303,7 @@ def bench_sluice(
         wait_ready(api_url, api)
         client = Client(api_url, key, timeout=600)
         log(f"waiting for the worker to load {args.model}")
-        _wait_for_worker(client, args.model, worker)
+        wait_for_worker(client, args.model, worker)
         # A live heartbeat comes before Celery consumes, and the first forward pass is slow:
         # a small job first, as the in-process baselines get their warm-up.
         warm = client.submit(

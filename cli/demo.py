@@ -14,7 +14,7 @@ from cli.client import Client
 from cli.corpus import stdlib_paragraphs
 from cli.follow import follow_job
 from cli.inputs import read_inputs
-from cli.processes import free_port, spawn, stop, wait_ready
+from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
 
 console = Console(stderr=True)
 
@@ -27,19 +27,6 @@ def _dataset(path: Path | None, limit: int) -> tuple[str, list[dict]]:
             [{"custom_id": f"doc-{i}", "input": t} for i, t in enumerate(texts)],
         )
     return str(path), list(read_inputs(path, limit))
-
-
-def _wait_for_worker(client: Client, model: str, worker, timeout: float = 180) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    with console.status(f"loading {model} in the worker"):
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}")
-            live = {m["id"]: m["live_workers"] for m in client.models()["data"]}
-            if live.get(model):
-                return
-            time.sleep(0.3)
-    raise TimeoutError("the worker did not come up")
 
 
 def run_demo(*, dataset: Path | None, limit: int, model: str, port: int | None, logs: Path) -> None:
@@ -65,7 +52,8 @@ def run_demo(*, dataset: Path | None, limit: int, model: str, port: int | None, 
     try:
         wait_ready(url, api)
         client = Client(url, key)
-        _wait_for_worker(client, model, worker)
+        with console.status(f"loading {model} in the worker"):
+            wait_for_worker(client, model, worker)
         started = time.perf_counter()
         job = client.submit(model=model, inputs=items, metadata={"source": "demo"})
         console.print(f"submitted [bold]{job['id']}[/] ({job['counts']['total']:,} items) to {url}")

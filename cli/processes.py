@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,3 +75,18 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"API at {url} not ready after {timeout:.0f}s")
+
+
+def wait_for_worker(
+    client: Any, model: str, worker: subprocess.Popen, timeout: float = 300.0
+) -> None:
+    """Wait until /v1/models shows a live worker for the model; raise if the worker dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.returncode}")
+        live = {m["id"]: m["live_workers"] for m in client.models()["data"]}
+        if live.get(model):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"no live worker for {model} after {timeout:.0f}s")

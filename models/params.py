@@ -34,7 +34,35 @@ class ClassifyParams(BaseModel):
         return value
 
 
-PARAMS_BY_TASK: dict[str, type[BaseModel]] = {"embed": EmbedParams, "classify": ClassifyParams}
+class GenerateParams(BaseModel):
+    """Parameters of a generate job (an item may carry its own `seed`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_new_tokens: int = Field(default=128, ge=1, le=32768)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0, description="0: greedy")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    stop: list[str] = Field(default_factory=list, max_length=4)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("stop")
+    @classmethod
+    def _short(cls, value: list[str]) -> list[str]:
+        if any(not s or len(s) > 64 for s in value):
+            raise ValueError("stop strings must be 1 to 64 characters")
+        return value
+
+
+PARAMS_BY_TASK: dict[str, type[BaseModel]] = {
+    "embed": EmbedParams,
+    "classify": ClassifyParams,
+    "generate": GenerateParams,
+}
 
 
 def parse_params(task: str, raw: dict[str, Any] | None) -> BaseModel:
@@ -46,11 +74,49 @@ class InputShapeError(ValueError):
     """An input is not of the shape its task takes."""
 
 
+def _check_generate(value: Any) -> Any:
+    """A prompt string, or {"prompt"} or {"messages": [{"role", "content"}]}, each with an
+    optional integer "seed"."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or set(value) - {"prompt", "messages", "seed"}:
+        raise InputShapeError('must be a prompt string, {"prompt": str} or {"messages": [...]}')
+    seed = value.get("seed")
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63
+    ):
+        raise InputShapeError("seed must be an integer from 0 to 2**63-1")
+    if ("prompt" in value) == ("messages" in value):
+        raise InputShapeError('needs exactly one of "prompt" and "messages"')
+    if "prompt" in value:
+        if not isinstance(value["prompt"], str):
+            raise InputShapeError("prompt must be a string")
+        return value
+    messages = value["messages"]
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(
+            isinstance(m, dict)
+            and set(m) == {"role", "content"}
+            and m["role"] in ("system", "user", "assistant")
+            and isinstance(m["content"], str)
+            for m in messages
+        )
+    ):
+        raise InputShapeError(
+            "messages must be a non-empty list of {role: system|user|assistant, content: str}"
+        )
+    return value
+
+
 def check_input(task: str, value: Any) -> Any:
     """The input in the runner's shape (a text, or a (text, text_pair) pair), or raise.
 
     embed takes a string; classify a string or {"text": ..., "text_pair": ...}.
     """
+    if task == "generate":
+        return _check_generate(value)
     if isinstance(value, str):
         return value
     if task == "classify" and isinstance(value, dict):
@@ -68,4 +134,10 @@ def check_input(task: str, value: Any) -> Any:
 
 def input_texts(value: Any) -> list[str]:
     """The strings inside a checked input (for size and Unicode checks)."""
-    return [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        if "prompt" in value:
+            return [value["prompt"]]
+        return [m[k] for m in value["messages"] for k in ("role", "content")]
+    return list(value)

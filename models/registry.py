@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import torch
 
 from models.classify import ClassifyRunner
 from models.embed import EmbedRunner
-from models.encoder import EncoderRunner
+from models.generate import GenerateRunner
+from models.results import ItemResult
 from models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-RUNNER_CLASSES: dict[str, type[EncoderRunner]] = {"embed": EmbedRunner, "classify": ClassifyRunner}
+
+class Runner(Protocol):
+    """What the worker needs of a task runner."""
+
+    task: str
+    device: torch.device
+    dtype: torch.dtype
+
+    def run(
+        self, inputs: Sequence[Any], params: Any, should_stop: Callable[[], bool] = ...
+    ) -> list[ItemResult]:
+        """Every input gets an output or an error, in input order."""
+        ...
 
 
-def load_runners(specs: Iterable[ModelSpec]) -> dict[str, EncoderRunner]:
+RUNNER_CLASSES: dict[str, Callable[[ModelSpec], Runner]] = {
+    "embed": EmbedRunner,
+    "classify": ClassifyRunner,
+    "generate": GenerateRunner,
+}
+
+
+def load_runners(specs: Iterable[ModelSpec]) -> dict[str, Runner]:
     """Instantiate (load) one runner per spec; called once when a worker starts."""
-    runners: dict[str, EncoderRunner] = {}
+    runners: dict[str, Runner] = {}
     for spec in specs:
         log.info("loading model %s (%s) from %s", spec.name, spec.task, spec.source)
-        runners[spec.name] = RUNNER_CLASSES[spec.task](spec)
+        runner = RUNNER_CLASSES[spec.task](spec)
+        log.info(
+            "model %s ready on %s as %s%s",
+            spec.name,
+            runner.device,
+            str(runner.dtype).removeprefix("torch."),
+            " (int8 quantized)" if spec.quantize == "int8" else "",
+        )
+        runners[spec.name] = runner
     return runners

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
 
-Task = Literal["embed", "classify"]
+Task = Literal["embed", "classify", "generate"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
 
 

@@ -10,12 +10,23 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
+from models.params import input_texts
+
 Counter = Callable[[Sequence[Any]], list[int]]
 
 
+def _encodable(item: Any) -> str | tuple[str, str]:
+    """What the tokenizer counts for an input: a text, a text pair, or a prompt's text."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):  # a generate prompt or chat: count its text
+        return " ".join(input_texts(item))
+    return (item[0], item[1])
+
+
 def char_lengths(inputs: Sequence[Any]) -> list[int]:
-    """The fallback sort key: characters, summed over a text pair."""
-    return [len(x) if isinstance(x, str) else sum(len(t) for t in x) for x in inputs]
+    """The fallback sort key: characters of all the text in each input."""
+    return [sum(len(t) for t in input_texts(x)) for x in inputs]
 
 
 @lru_cache(maxsize=32)
@@ -30,7 +41,7 @@ def token_counter(source_dir: str) -> Counter:
     tokenizer.no_padding()
 
     def count(inputs: Sequence[Any]) -> list[int]:
-        batch = [x if isinstance(x, str) else tuple(x) for x in inputs]
+        batch = [_encodable(x) for x in inputs]
         return [len(e.ids) for e in tokenizer.encode_batch(batch, add_special_tokens=True)]
 
     return count

@@ -134,3 +134,33 @@ def test_classify_job_end_to_end(stack):
         assert len(labels) == 2 and set(labels) <= {"negative", "neutral", "positive"}
         assert line["output"][0]["score"] >= line["output"][1]["score"]
         assert line["usage"]["prompt_tokens"] > 0
+
+
+def test_generate_job_end_to_end(stack):
+    stack.start_worker("tiny-causal")
+    prompts = [t[:120] for t in bench_texts(120, seed=16)]
+    inputs = [
+        {
+            "custom_id": f"item-{i}",
+            "input": p if i % 3 else {"messages": [{"role": "user", "content": p}], "seed": i},
+        }
+        for i, p in enumerate(prompts)
+    ]
+    r = stack.http.post(
+        "/v1/jobs",
+        json={
+            "model": "tiny-causal",
+            "inputs": inputs,
+            "params": {"max_new_tokens": 8, "temperature": 0.8, "seed": 3, "stop": ["\n"]},
+        },
+    )
+    assert r.status_code == 201, r.text
+    job = stack.wait_until(r.json()["id"], lambda j: j["status"] in TERMINAL)
+    assert job["counts"] == {"total": 120, "completed": 120, "failed": 0}
+    lines = [orjson.loads(x) for x in stack.results(job["id"])]
+    assert [x["index"] for x in lines] == list(range(120))
+    for line in lines:
+        assert set(line["output"]) == {"text", "finish_reason"}
+        assert "\n" not in line["output"]["text"]
+        assert line["output"]["finish_reason"] in ("stop", "length")
+        assert 0 <= line["usage"]["completion_tokens"] <= 8 < line["usage"]["prompt_tokens"] + 8

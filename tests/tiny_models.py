@@ -7,11 +7,21 @@ import json
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import (
     BertConfig,
     BertForSequenceClassification,
     BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
     PreTrainedTokenizerFast,
 )
 
@@ -104,6 +114,47 @@ def build_tiny_classifier(
     return path
 
 
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def build_tiny_causal(path: Path, texts: list[str], seed: int = 0) -> Path:
+    """Save a seeded 2-layer GPT-2 with a byte-level BPE tokenizer and a chat template."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        texts,
+        trainers.BpeTrainer(
+            vocab_size=1500,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=256,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2LMHeadModel(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def build_registry(root: Path) -> Path:
     """Build every tiny model under root and write a models.yaml for them and MiniLM.
 
@@ -121,6 +172,7 @@ def build_registry(root: Path) -> Path:
         multi_label=True,
         seed=2,
     )
+    causal = build_tiny_causal(root / "tiny-causal", texts, seed=3)
     path = root / "models.yaml"
     path.write_text(
         "models:\n"
@@ -145,6 +197,13 @@ def build_registry(root: Path) -> Path:
         "    max_length: 128\n"
         "    max_batch_tokens: 1024\n"
         "    chunk_size: 100\n"
+        "  tiny-causal:\n"
+        "    task: generate\n"
+        f"    source: {causal}\n"
+        "    dtype: float32\n"
+        "    max_length: 256\n"
+        "    max_batch_tokens: 4096\n"
+        "    chunk_size: 50\n"
         "  tiny-multilabel:\n"
         "    task: classify\n"
         f"    source: {multi}\n"

@@ -141,18 +141,29 @@ def dispatch_chunks(
     return out
 
 
+def _if_held(
+    session: Session, chunk_id: int, token: str, status: str, values: dict[str, Any]
+) -> bool:
+    """Update a chunk only while it is in `status` under lease `token`; whether it was.
+
+    Every move of a leased chunk goes through here: whoever lost the lease (a duplicate
+    message, a zombie worker, a sweep or cancel that came first) changes nothing.
+    """
+    stmt = (
+        update(Chunk)
+        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == status)
+        .values(values)
+    )
+    return _affected(session, stmt) == 1
+
+
+RELEASED: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
+
+
 def requeue_undelivered(*, session: Session, chunk_id: int, token: str) -> bool:
     """Put a queued chunk whose message could not be sent back to pending."""
-    return (
-        _affected(
-            session,
-            update(Chunk)
-            .where(
-                Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED
-            )
-            .values(status=states.C_PENDING, lease_token=None, lease_expires_at=None),
-        )
-        == 1
+    return _if_held(
+        session, chunk_id, token, states.C_QUEUED, {"status": states.C_PENDING, **RELEASED}
     )
 
 
@@ -169,29 +180,29 @@ def start_chunk(
         return None
     job_id, inputs, job_status, model, task, params = row
     if job_status not in states.JOB_ACTIVE:
-        _affected(
+        _if_held(
             session,
-            update(Chunk)
-            .where(Chunk.id == chunk_id, Chunk.lease_token == token)
-            .values(
-                status=states.C_CANCELLED, lease_token=None, lease_expires_at=None, finished_at=now
-            ),
+            chunk_id,
+            token,
+            states.C_QUEUED,
+            {"status": states.C_CANCELLED, "finished_at": now, **RELEASED},
         )
         finish_job_if_done(session=session, job_id=job_id, now=now)
         return None
-    claimed = _affected(
+    claimed = _if_held(
         session,
-        update(Chunk)
-        .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
-        .values(
-            status=states.C_RUNNING,
-            attempts=Chunk.attempts + 1,
-            worker=worker,
-            started_at=now,
-            lease_expires_at=now + lease,
-        ),
+        chunk_id,
+        token,
+        states.C_QUEUED,
+        {
+            "status": states.C_RUNNING,
+            "attempts": Chunk.attempts + 1,
+            "worker": worker,
+            "started_at": now,
+            "lease_expires_at": now + lease,
+        },
     )
-    if claimed != 1:  # a concurrent start, cancel or sweep got there first
+    if not claimed:  # a concurrent start, cancel or sweep got there first
         return None
     finish_job_if_done(session=session, job_id=job_id, now=now)
     return ChunkWork(
@@ -207,17 +218,7 @@ def start_chunk(
 
 def extend_lease(*, session: Session, chunk_id: int, token: str, now: float, lease: float) -> bool:
     """Push a running chunk's lease out; False means the lease was lost (stop working)."""
-    return (
-        _affected(
-            session,
-            update(Chunk)
-            .where(
-                Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_RUNNING
-            )
-            .values(lease_expires_at=now + lease),
-        )
-        == 1
-    )
+    return _if_held(session, chunk_id, token, states.C_RUNNING, {"lease_expires_at": now + lease})
 
 
 def complete_chunk(
@@ -231,26 +232,22 @@ def complete_chunk(
     compute_seconds: float,
 ) -> bool:
     """Record a chunk's results if this worker still holds its lease; count them once."""
-    moved = _affected(
+    recorded = _if_held(
         session,
-        update(Chunk)
-        .where(
-            Chunk.id == work.chunk_id,
-            Chunk.lease_token == work.token,
-            Chunk.status == states.C_RUNNING,
-        )
-        .values(
-            status=states.C_DONE,
-            outputs=outputs,
-            completed=completed,
-            failed=failed,
-            lease_token=None,
-            lease_expires_at=None,
-            finished_at=now,
-            compute_seconds=compute_seconds,
-        ),
+        work.chunk_id,
+        work.token,
+        states.C_RUNNING,
+        {
+            "status": states.C_DONE,
+            "outputs": outputs,
+            "completed": completed,
+            "failed": failed,
+            "finished_at": now,
+            "compute_seconds": compute_seconds,
+            **RELEASED,
+        },
     )
-    if not moved:
+    if not recorded:
         return False
     session.execute(
         update(Job)
@@ -262,42 +259,21 @@ def complete_chunk(
 
 
 def abandon_chunk(*, session: Session, work: ChunkWork, now: float, cancelled: bool) -> bool:
-    """Give up a running chunk: cancelled for good, or back to pending for another worker."""
-    values: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
-    if cancelled:
-        values.update(status=states.C_CANCELLED, finished_at=now)
-    else:
-        values.update(status=states.C_PENDING, attempts=Chunk.attempts - 1)
-    moved = _affected(
-        session,
-        update(Chunk)
-        .where(
-            Chunk.id == work.chunk_id,
-            Chunk.lease_token == work.token,
-            Chunk.status == states.C_RUNNING,
-        )
-        .values(values),
+    """Give up a running chunk: cancelled for good, or back to pending (attempt refunded)."""
+    values: dict[str, Any] = (
+        {"status": states.C_CANCELLED, "finished_at": now, **RELEASED}
+        if cancelled
+        else {"status": states.C_PENDING, "attempts": Chunk.attempts - 1, **RELEASED}
     )
+    moved = _if_held(session, work.chunk_id, work.token, states.C_RUNNING, values)
     if moved:
         finish_job_if_done(session=session, job_id=work.job_id, now=now)
-    return moved == 1
+    return moved
 
 
 def expire_lease(*, session: Session, work: ChunkWork, now: float) -> bool:
     """End a running chunk's lease now; the next sweep retries or fails it by its attempts."""
-    return (
-        _affected(
-            session,
-            update(Chunk)
-            .where(
-                Chunk.id == work.chunk_id,
-                Chunk.lease_token == work.token,
-                Chunk.status == states.C_RUNNING,
-            )
-            .values(lease_expires_at=now),
-        )
-        == 1
-    )
+    return _if_held(session, work.chunk_id, work.token, states.C_RUNNING, {"lease_expires_at": now})
 
 
 def _still_expired(chunk: Chunk, now: float) -> Any:
