@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from functools import partial
 from typing import Annotated
@@ -10,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
 
 from api.deps import TenantDep
 from api.limits import check_rate
@@ -31,6 +33,7 @@ from core.store.jobs import (
 from core.tables import Job
 from models.token_lengths import counter_for
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 POLL_SECONDS = 0.25
 
@@ -60,8 +63,8 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     try:  # wake a dispatcher now; without it the next poll (a second) finds the job anyway
         key = nudge_key(state.settings.redis_prefix, job.model)
         state.redis.pipeline().rpush(key, 1).ltrim(key, -8, -1).expire(key, 60).execute()
-    except Exception:
-        pass
+    except RedisError as exc:
+        log.info("dispatch nudge not sent (%s); the next dispatch poll finds the job", exc)
     return job_out(job)
 
 
