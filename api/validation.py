@@ -65,6 +65,13 @@ def validate_job(
         raise InvalidInput(
             f"params.{where}: {first['msg']}", code="invalid_params", param=f"params.{where}"
         ) from exc
+    if params.get("max_new_tokens", 0) >= spec.max_length:
+        raise InvalidInput(
+            f"params.max_new_tokens: {spec.name} takes {spec.max_length} tokens in all, prompt "
+            "included",
+            code="invalid_params",
+            param="params.max_new_tokens",
+        )
     width = spec.output_size()
     if params.get("dimensions") and width and params["dimensions"] > width:
         raise InvalidInput(

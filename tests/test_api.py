@@ -335,3 +335,45 @@ def test_models_list_labels_for_classifiers(api, alice):
     assert models["tiny-classify"]["labels"] == ["negative", "neutral", "positive"]
     assert models["tiny-classify"]["dimensions"] is None
     assert models["tiny-embed"]["labels"] is None and models["tiny-embed"]["dimensions"] == 32
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"max_new_tokens": 0},
+        {"max_new_tokens": 256},
+        {"temperature": 2.5},
+        {"top_p": 0},
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"stop": [""]},
+        {"seed": -1},
+        {"n": 2},
+    ],
+)
+def test_generate_params_are_checked_before_a_job_exists(api, alice, cfg, params):
+    r = api.post(
+        "/v1/jobs",
+        json={"model": "tiny-causal", "inputs": [{"input": "hi"}], "params": params},
+        headers=alice,
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_params", r.text
+    assert _nothing_created(cfg)
+
+
+def test_generate_job_accepts_prompts_and_chats(api, alice):
+    inputs = [
+        {"input": "a prompt"},
+        {"input": {"prompt": "p", "seed": 4}},
+        {"input": {"messages": [{"role": "user", "content": "hello"}]}},
+    ]
+    r = api.post(
+        "/v1/jobs",
+        json={
+            "model": "tiny-causal",
+            "inputs": inputs,
+            "params": {"max_new_tokens": 8, "stop": "\n"},
+        },
+        headers=alice,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["params"]["stop"] == ["\n"]
