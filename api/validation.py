@@ -30,7 +30,7 @@ def validate_job(
     body: JobCreate,
     registry: dict[str, ModelSpec],
     cfg: Settings,
-    measure: Callable[[ModelSpec], Counter] | None = None,
+    measure: Callable[[ModelSpec], Counter | None] | None = None,
 ) -> JobSpec:
     """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
     spec = registry.get(body.model)
@@ -114,6 +114,9 @@ def validate_job(
                 )
             seen.add(cid)
         items.append((cid, value))
+    values = [v for _, v in items]
+    counter = measure(spec) if measure else None
+    token_counts = counter(values) if counter else None
     return JobSpec(
         model=spec.name,
         task=spec.task,
@@ -127,6 +130,7 @@ def validate_job(
         # the runner sorts each chunk by exact token length again.
         # Token counts from the model's own tokenizer (torch-free) where it is on disk, so
         # chunks are length-homogeneous; the runner re-sorts each chunk exactly anyway.
-        lengths=(measure(spec) if measure else char_lengths)([v for _, v in items]),
+        lengths=token_counts if token_counts is not None else char_lengths(values),
+        lengths_are_tokens=token_counts is not None,
         bucket_window=cfg.bucket_window_items,
     )

@@ -132,7 +132,8 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     # sluice sorts windows of the job by token count (the API's counter_for), cuts them into
     # chunks, and plans each chunk on its own: the same functions, the same settings.
     window = Settings().bucket_window_items
-    sort_keys = counter_for(spec)(texts)
+    counter = counter_for(spec)
+    sort_keys = counter(texts) if counter else [len(t) for t in texts]
     plan = bucket_chunks(texts, sort_keys, chunk_size=spec.chunk_size, window=window)
     per_chunk_real = per_chunk_padded = 0.0
     for _, piece in plan:

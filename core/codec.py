@@ -10,18 +10,27 @@ from typing import Any
 
 import orjson
 
-# One input record: [index, custom_id, input].
+# One input record: [index, custom_id, input]; stored optionally with a 4th field, the
+# item's token count (when the API counted with the model's tokenizer).
 InputRecord = tuple[int, str | None, Any]
 
 
-def pack_inputs(records: Iterable[InputRecord]) -> bytes:
-    """Compress a chunk's input records."""
+def pack_inputs(records: Iterable[tuple[Any, ...]]) -> bytes:
+    """Compress a chunk's input records (with or without token counts)."""
     return zlib.compress(orjson.dumps(list(records)), 6)
+
+
+def unpack_inputs_with_counts(blob: bytes) -> tuple[list[InputRecord], list[int] | None]:
+    """A chunk's input records, and their token counts if every record carries one."""
+    raw = orjson.loads(zlib.decompress(blob))
+    records = [(r[0], r[1], r[2]) for r in raw]
+    counts = [r[3] for r in raw] if raw and all(len(r) > 3 for r in raw) else None
+    return records, counts
 
 
 def unpack_inputs(blob: bytes) -> list[InputRecord]:
     """Decompress a chunk's input records."""
-    return [(r[0], r[1], r[2]) for r in orjson.loads(zlib.decompress(blob))]
+    return unpack_inputs_with_counts(blob)[0]
 
 
 def pack_lines(lines: Iterable[bytes]) -> bytes:

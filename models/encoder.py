@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -102,10 +103,20 @@ class EncoderRunner:
         inputs: Sequence[TextInput],
         params: Any,
         should_stop: Callable[[], bool] = lambda: False,
+        token_counts: Sequence[int] | None = None,
     ) -> list[ItemResult]:
-        """Every input gets an output or an error, in input order, with its token usage."""
+        """Every input gets an output or an error, in input order, with its token usage.
+
+        With token_counts (the API's counts, from the same tokenizer) the micro-batches are
+        planned before anything is tokenised, and batch k+1 is tokenised on a thread while
+        batch k runs. Without them the chunk is tokenised first, in one batched call.
+        """
         truncate = getattr(params, "truncate", True)
-        encodings, full = self.tokenize(inputs, truncate)
+        encodings: list[dict[str, list[int]]] | None = None
+        if token_counts is not None and len(token_counts) == len(inputs):
+            full = list(token_counts)
+        else:
+            encodings, full = self.tokenize(inputs, truncate)
         results: list[ItemResult | None] = [None] * len(inputs)
         runnable: list[int] = []
         for i, n in enumerate(full):
@@ -118,25 +129,39 @@ class EncoderRunner:
                 )
             else:
                 runnable.append(i)
-        lengths = [len(encodings[i]["input_ids"]) for i in runnable]
+        lengths = [min(full[i], self.max_length) for i in runnable]
+
+        def fetch(batch: Sequence[int]) -> dict[int, dict[str, list[int]]]:
+            if encodings is not None:
+                return {p: encodings[runnable[p]] for p in batch}
+            encoded = self.tokenize([inputs[runnable[p]] for p in batch], truncate)[0]
+            return dict(zip(batch, encoded, strict=True))
 
         def record(pos: int, result: ItemResult) -> None:
             i = runnable[pos]
             results[i] = result.with_usage(lengths[pos], truncated=full[i] > lengths[pos])
 
-        for batch in plan_batches(lengths, self.executor.max_batch_tokens):
-            if should_stop():
-                raise Cancelled()
-            with torch.inference_mode():
-                self.executor.run(
-                    batch,
-                    lambda positions: self.forward(
-                        self.tensors([encodings[runnable[p]] for p in positions]), params
-                    ),
-                    record,
-                    lambda out: ItemResult(output=out),
-                    max(lengths[p] for p in batch),
-                )
+        plan = plan_batches(lengths, self.executor.max_batch_tokens)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as ahead:
+            upcoming: Future[dict[int, dict[str, list[int]]]] | None = (
+                ahead.submit(fetch, plan[0]) if plan else None
+            )
+            for k, batch in enumerate(plan):
+                if should_stop():
+                    raise Cancelled()
+                assert upcoming is not None
+                encoded = upcoming.result()
+                upcoming = ahead.submit(fetch, plan[k + 1]) if k + 1 < len(plan) else None
+                with torch.inference_mode():
+                    self.executor.run(
+                        batch,
+                        lambda positions, enc=encoded: self.forward(
+                            self.tensors([enc[p] for p in positions]), params
+                        ),
+                        record,
+                        lambda out: ItemResult(output=out),
+                        max(lengths[p] for p in batch),
+                    )
         return [
             r
             if r is not None

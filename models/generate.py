@@ -132,8 +132,13 @@ class GenerateRunner:
         inputs: Sequence[Any],
         params: GenerateParams,
         should_stop: Callable[[], bool] = lambda: False,
+        token_counts: Sequence[int] | None = None,
     ) -> list[ItemResult]:
-        """Every prompt gets a completion or an error, in input order, with token usage."""
+        """Every prompt gets a completion or an error, in input order, with token usage.
+
+        Prompts are tokenised up front, after their chat templates are applied (which the
+        API's counts do not see); token_counts is accepted for a common signature only.
+        """
         prompts = [
             self.tokenizer(self.prompt_text(x), add_special_tokens=True)["input_ids"]
             for x in inputs

@@ -25,7 +25,11 @@ class Runner(Protocol):
     dtype: torch.dtype
 
     def run(
-        self, inputs: Sequence[Any], params: Any, should_stop: Callable[[], bool] = ...
+        self,
+        inputs: Sequence[Any],
+        params: Any,
+        should_stop: Callable[[], bool] = ...,
+        token_counts: Sequence[int] | None = None,
     ) -> list[ItemResult]:
         """Every input gets an output or an error, in input order."""
         ...

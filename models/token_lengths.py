@@ -30,12 +30,12 @@ def char_lengths(inputs: Sequence[Any]) -> list[int]:
 
 
 @lru_cache(maxsize=32)
-def token_counter(source_dir: str) -> Counter:
+def token_counter(source_dir: str) -> Counter | None:
     """Counts tokens (special tokens included, never truncated) as the model's tokenizer
-    does; character length where the source has no tokenizer.json on local disk."""
+    does; None where the source has no tokenizer.json on local disk."""
     path = Path(source_dir) / "tokenizer.json"
     if not path.is_file():
-        return char_lengths
+        return None
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -49,9 +49,9 @@ def token_counter(source_dir: str) -> Counter:
     return count
 
 
-def counter_for(spec: Any) -> Counter:
-    """The token counter of a registry entry; character length if its source is missing."""
+def counter_for(spec: Any) -> Counter | None:
+    """The token counter of a registry entry; None if it has no local tokenizer."""
     try:
         return token_counter(spec.resolved_source())
     except (ValueError, OSError):
-        return char_lengths
+        return None

@@ -99,3 +99,63 @@ def test_int8_quantizes_linear_layers_and_stays_close(minilm):
         _vectors(runner.run(texts, EmbedParams())) * _vectors(minilm.run(texts, EmbedParams()))
     ).sum(1)
     assert cos.mean() > 0.9  # measurably lossy, which is why it is never on by default
+
+
+def test_token_counts_from_the_api_give_the_same_results(tiny):
+    from models.token_lengths import counter_for
+
+    texts = [*bench_texts(150, seed=17), "word " * 300]
+    counts = counter_for(tiny.spec)(texts)
+    for params in (EmbedParams(), EmbedParams(truncate=False)):
+        plain = tiny.run(texts, params)
+        ahead = tiny.run(texts, params, token_counts=counts)
+        assert [(r.ok, r.error_code, r.usage, r.truncated) for r in plain] == [
+            (r.ok, r.error_code, r.usage, r.truncated) for r in ahead
+        ]
+        assert (
+            np.abs(
+                _vectors([r for r in plain if r.ok]) - _vectors([r for r in ahead if r.ok])
+            ).max()
+            < 1e-5
+        )
+    assert ahead[-1].error_code == "input_too_long"
+
+
+def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file):
+    import threading
+    import time
+
+    from models.token_lengths import counter_for
+
+    spec = load_registry(registry_file)["tiny-embed"].model_copy(update={"max_batch_tokens": 256})
+    runner = EmbedRunner(spec)
+    texts = bench_texts(200, seed=18)
+    events: list[tuple[str, float, int, str]] = []
+    tokenize, forward = runner.tokenize, runner.forward
+
+    def logged_tokenize(items, truncate):
+        events.append(("tok", time.perf_counter(), len(items), threading.current_thread().name))
+        return tokenize(items, truncate)
+
+    def slow_forward(batch, params):
+        events.append(("fwd-start", time.perf_counter(), 0, ""))
+        time.sleep(0.02)
+        out = forward(batch, params)
+        events.append(("fwd-end", time.perf_counter(), 0, ""))
+        return out
+
+    runner.tokenize, runner.forward = logged_tokenize, slow_forward
+    results = runner.run(texts, EmbedParams(), token_counts=counter_for(spec)(texts))
+    assert all(r.ok for r in results)
+    toks = [e for e in events if e[0] == "tok"]
+    assert len(toks) > 3 and max(e[2] for e in toks) < len(texts)  # per batch, not per chunk
+    assert all(e[3].startswith("tokenize") for e in toks)  # on the look-ahead thread
+    # Some batch's tokenisation began while the model was still busy with the one before.
+    spans = list(
+        zip(
+            [e[1] for e in events if e[0] == "fwd-start"],
+            [e[1] for e in events if e[0] == "fwd-end"],
+            strict=True,
+        )
+    )
+    assert any(start < t[1] < end for t in toks for start, end in spans)

@@ -44,8 +44,9 @@ def test_sluice_plan_pads_under_five_percent_on_the_mixed_corpus():
 
 
 def test_fallbacks_without_a_tokenizer(tmp_path: Path):
-    assert token_counter(str(tmp_path))(["abc", ["ab", "c"]]) == [3, 3]
+    assert token_counter(str(tmp_path)) is None
+    assert char_lengths(["abc", ["ab", "c"]]) == [3, 3]
     missing = load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"].model_copy(
         update={"source": "package:no_such_package_zz/model"}
     )
-    assert counter_for(missing)(["abcd"]) == [4]
+    assert counter_for(missing) is None

@@ -278,3 +278,21 @@ def test_sweep_acting_on_a_stale_read_changes_nothing(db_url):
     with read_session(db_url) as s:
         job = s.get(Job, job_id)
         assert (job.completed, job.failed, job.status) == (2, 0, states.COMPLETED)
+
+
+def test_token_counts_travel_with_the_chunk(db_url):
+    with write_session(db_url) as s:
+        t = get_or_create_tenant(session=s, name="acme")
+        for counted in (True, False):
+            spec = JobSpec(
+                model="m",
+                task="embed",
+                chunk_size=10,
+                items=[(f"c{i}", "x" * i) for i in range(5)],
+                lengths=[i + 2 for i in range(5)],
+                lengths_are_tokens=counted,
+            )
+            create_job(session=s, tenant_id=t.id, spec=spec)
+    first, second = (_start(db_url, d) for d in _dispatch(db_url, 2))
+    assert first.token_counts == [2, 3, 4, 5, 6] and [r[0] for r in first.records] == list(range(5))
+    assert second.token_counts is None

@@ -30,7 +30,7 @@ class CrashingRunner:
 
     task = "embed"
 
-    def run(self, inputs, params, should_stop):
+    def run(self, inputs, params, should_stop, token_counts=None):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
 
@@ -86,12 +86,12 @@ def test_cancel_stops_a_running_chunk(cfg, tiny_runner):
     class CancelDuringRun:
         task = "embed"
 
-        def run(self, inputs, params, should_stop):
+        def run(self, inputs, params, should_stop, token_counts=None):
             with write_session(cfg.database_url) as s:
                 cancel_job(session=s, tenant_id=tenant_id, job_id=job_id)
             time.sleep(cfg.cancel_check_seconds * 2)
             calls.append(should_stop())
-            return tiny_runner.run(inputs, params, should_stop)
+            return tiny_runner.run(inputs, params, should_stop, token_counts)
 
     ctx.runners["tiny-embed"] = CancelDuringRun()
     assert execute_chunk(ctx, d.chunk_id, d.token) == "cancelled"
@@ -134,9 +134,9 @@ def test_stopping_worker_releases_its_chunk_without_using_an_attempt(cfg, tiny_r
     class StopMidway:
         task = "embed"
 
-        def run(self, inputs, params, should_stop):
+        def run(self, inputs, params, should_stop, token_counts=None):
             ctx.stopping.set()
-            return tiny_runner.run(inputs, params, should_stop)
+            return tiny_runner.run(inputs, params, should_stop, token_counts)
 
     ctx.runners["tiny-embed"] = StopMidway()
     (d,) = _dispatch(cfg, 1)

@@ -117,7 +117,12 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
         params = parse_params(work.task, work.params)
         started = time.perf_counter()
         try:
-            results = runner.run([r[2] for r in work.records], params, _stop_check(ctx, lease))
+            results = runner.run(
+                [r[2] for r in work.records],
+                params,
+                _stop_check(ctx, lease),
+                token_counts=work.token_counts,
+            )
         except Cancelled:
             return _release(ctx, work)
         except Exception:

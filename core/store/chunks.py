@@ -10,7 +10,13 @@ from sqlalchemy import CursorResult, Update, exists, func, select, text, update
 from sqlalchemy.orm import Session
 
 from core import states
-from core.codec import InputRecord, error_line, pack_lines, unpack_inputs
+from core.codec import (
+    InputRecord,
+    error_line,
+    pack_lines,
+    unpack_inputs,
+    unpack_inputs_with_counts,
+)
 from core.ids import new_token
 from core.store.jobs import finish_job_if_done
 from core.tables import Chunk, Job, Tenant
@@ -36,6 +42,7 @@ class ChunkWork:
     task: str
     params: dict[str, Any]
     records: list[InputRecord]
+    token_counts: list[int] | None = None
 
 
 def _affected(session: Session, stmt: Update) -> int:
@@ -205,6 +212,7 @@ def start_chunk(
     if not claimed:  # a concurrent start, cancel or sweep got there first
         return None
     finish_job_if_done(session=session, job_id=job_id, now=now)
+    records, counts = unpack_inputs_with_counts(inputs)
     return ChunkWork(
         chunk_id=chunk_id,
         token=token,
@@ -212,7 +220,8 @@ def start_chunk(
         model=model,
         task=task,
         params=params or {},
-        records=unpack_inputs(inputs),
+        records=records,
+        token_counts=counts,
     )
 
 

@@ -33,6 +33,9 @@ class JobSpec:
     # Sort keys for length bucketing, one per item (None: keep input order).
     lengths: Sequence[int] | None = None
     bucket_window: int = 4096
+    # The lengths are the model tokenizer's counts: chunks carry them, so a worker can
+    # plan micro-batches before tokenising and tokenise one batch ahead of the model.
+    lengths_are_tokens: bool = False
 
 
 def prepare_chunks(spec: JobSpec) -> list[dict[str, Any]]:
@@ -48,7 +51,10 @@ def prepare_chunks(spec: JobSpec) -> list[dict[str, Any]]:
             "bucket": bucket,
             "status": states.C_PENDING,
             "n_items": len(positions),
-            "inputs": pack_inputs(records[p] for p in positions),
+            "inputs": pack_inputs(
+                (*records[p], lengths[p]) if spec.lengths_are_tokens else records[p]
+                for p in positions
+            ),
             "item_indices": pack_indices(positions),
             "completed": 0,
             "failed": 0,
