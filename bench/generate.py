@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +33,16 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/generate.py` puts bench/ first, not the root
     sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402 - needs the root on sys.path
+    Measurement,
+    log,
+    machine_info,
+    ratio,
+    read_results,
+    sluice_stack,
+    timed_job,
+)
 
 MODEL = "tiny-causal"
 # The registry entry the API, the worker and the in-process runner all use. max_length is the
@@ -49,34 +55,6 @@ REGISTRY_ENTRY = {
     "max_batch_tokens": 4096,
     "chunk_size": 200,
 }
-
-
-def log(message: str) -> None:
-    """Progress to stderr, so stdout holds only the report."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Measurement:
-    """One throughput figure: how many items took how long, plus notes for the report."""
-
-    name: str
-    items: int
-    seconds: float
-    completion_tokens: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def items_per_s(self) -> float:
-        """Items per second."""
-        return self.items / self.seconds if self.seconds > 0 else float("nan")
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Completion tokens per second, where the count is known."""
-        if self.completion_tokens is None or self.seconds <= 0:
-            return None
-        return self.completion_tokens / self.seconds
 
 
 def build_model(workdir: Path, args: argparse.Namespace) -> tuple[Path, str]:
@@ -142,7 +120,9 @@ def bench_runner(
     del runner, results
     gc.collect()
     return (
-        Measurement("in-process GenerateRunner", len(prompts), seconds, completion, extra),
+        Measurement(
+            "in-process GenerateRunner", len(prompts), seconds, extra, completion_tokens=completion
+        ),
         texts,
         prompt_tokens,
     )
@@ -180,28 +160,7 @@ def bench_pipeline(
     del pipe, out, tokenizer
     gc.collect()
     name = f"pipeline text-generation, batch_size {batch_size}"
-    return Measurement(name, len(prompts), seconds, None, {"batch_size": batch_size}), texts
-
-
-def _finish(client: Any, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Long-poll a job until it reaches a terminal status; cancel it after timeout."""
-    from core.states import JOB_TERMINAL
-
-    deadline = time.monotonic() + timeout
-    while job["status"] not in JOB_TERMINAL:
-        if time.monotonic() > deadline:
-            client.cancel(job["id"])
-            raise TimeoutError(f"job {job['id']} not done after {timeout:.0f}s")
-        job = client.job(job["id"], wait=2)
-    return job
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file, for an error report."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    return Measurement(name, len(prompts), seconds, {"batch_size": batch_size}), texts
 
 
 def bench_sluice(
@@ -214,152 +173,49 @@ def bench_sluice(
     """One greedy job through API, Redis and one worker (fresh SQLite in workdir, a unique
     Redis prefix), timed from POST to completed; then a timed results download. Returns the
     texts in input order (None where an item has none) for the caller to compare."""
-    import redis
-
-    from cli.client import Client
-    from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
-    from core.db import get_engine, migrate, write_session
-    from core.store.tenants import create_key
-
-    prefix = f"sluicebench:{uuid.uuid4().hex[:12]}:"
-    redis_url = os.environ.get("SLUICE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    db_url = f"sqlite:///{workdir / 'bench.db'}"
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SLUICE_DATABASE_URL": db_url,
-        "SLUICE_REDIS_URL": redis_url,
-        "SLUICE_REDIS_PREFIX": prefix,
-        "SLUICE_API_PORT": str(port),
-        "SLUICE_MODELS_FILE": str(models_file),
-        "SLUICE_MAX_INPUTS_PER_JOB": str(max(100_000, len(prompts))),
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
     params = {"temperature": 0, "max_new_tokens": args.max_new_tokens}
     items = [{"custom_id": f"p{i}", "input": p} for i, p in enumerate(prompts)]
-    logs = args.logs or workdir / "logs"
-    procs: list[Any] = []
     problems: list[str] = []
-    try:
-        migrate(db_url)
-        with write_session(db_url) as session:
-            _, key = create_key(session=session, tenant_name="bench")
-        api = spawn(["api", "--port", str(port)], env=env, log=logs / "api.log")
-        procs.append(api)
-        worker = spawn(["worker", "--models", MODEL], env=env, log=logs / "worker.log")
-        procs.append(worker)
-        wait_ready(api_url, api)
-        client = Client(api_url, key, timeout=600)
-        log(f"waiting for the worker to load {MODEL}")
-        wait_for_worker(client, MODEL, worker)
-        # A live heartbeat comes before Celery consumes, and the first forward pass is slow:
-        # a small job first, as the in-process measurements get their warm-up.
-        warm = client.submit(
+    texts: list[str | None] = [None] * len(items)
+    completion = 0
+
+    def keep(index: int, row: dict[str, Any]) -> None:
+        nonlocal completion
+        texts[index] = row["output"]["text"]
+        completion += (row.get("usage") or {}).get("completion_tokens", 0)
+
+    with sluice_stack(
+        model=MODEL,
+        models_file=models_file,
+        threads=threads,
+        max_inputs=len(items),
+        workdir=workdir,
+        logs=args.logs,
+    ) as stack:
+        job, seconds, submitted = timed_job(
+            stack,
             model=MODEL,
-            inputs=items[: args.warmup],
+            items=items,
             params=params,
-            metadata={"source": "bench-warmup"},
+            warmup=args.warmup,
+            timeout=args.timeout,
+            problems=problems,
         )
-        if _finish(client, warm, args.timeout)["status"] != "completed":
-            raise RuntimeError(f"warm-up job {warm['id']} did not complete")
-        log(f"submitting {len(items):,} prompts to {api_url}")
-        started = time.perf_counter()
-        job = client.submit(model=MODEL, inputs=items, params=params, metadata={"source": "bench"})
-        submitted = time.perf_counter() - started
-        job = _finish(client, job, args.timeout)
-        seconds = time.perf_counter() - started
-        if job["status"] != "completed":
-            problems.append(f"job ended {job['status']}")
-        if job["counts"]["failed"]:
-            problems.append(f"{job['counts']['failed']} items failed")
-        log(f"job {job['id']} {job['status']} in {seconds:.1f}s; downloading results")
-
-        n = len(items)
-        seen = [0] * n
-        texts: list[str | None] = [None] * n
-        completion, lines, errors = 0, 0, 0
-        dl_started = time.perf_counter()
-        for raw in client.results(job["id"]):
-            lines += 1
-            row = orjson.loads(raw)
-            index = row.get("index")
-            if not isinstance(index, int) or not 0 <= index < n:
-                problems.append(f"result line {lines} has index {index!r}")
-                continue
-            seen[index] += 1
-            if row.get("custom_id") != items[index]["custom_id"]:
-                problems.append(f"index {index}: custom_id {row.get('custom_id')!r}")
-            if "output" not in row:
-                errors += 1
-                continue
-            texts[index] = row["output"]["text"]
-            completion += (row.get("usage") or {}).get("completion_tokens", 0)
-        download = time.perf_counter() - dl_started
-        if lines != n:
-            problems.append(f"{lines} result lines for {n} items")
-        missing, doubled = seen.count(0), sum(s > 1 for s in seen)
-        if missing or doubled:
-            problems.append(f"{missing} indices missing, {doubled} seen more than once")
-        if errors:
-            problems.append(f"{errors} result lines are errors")
-        e2e = Measurement(
-            "sluice (API + 1 worker)",
-            n,
-            seconds,
-            completion,
-            {
-                "job_id": job["id"],
-                "status": job["status"],
-                "submit_seconds": submitted,
-                "api_throughput": job.get("throughput"),
-                "database": "sqlite",
-            },
-        )
-        dl = Measurement("results download", lines, download)
-        return e2e, dl, problems, texts
-    except BaseException:
-        for name in ("api.log", "worker.log"):
-            log(f"--- tail of {name} ---\n{_tail(logs / name)}")
-        raise
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        get_engine(db_url).dispose()
-        try:
-            r = redis.Redis.from_url(redis_url)
-            for k in r.scan_iter(match=f"{prefix}*", count=1000):
-                r.delete(k)
-        except redis.RedisError as exc:
-            log(f"could not clean Redis keys {prefix}*: {exc}")
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    """What the figures were measured on."""
-    import torch
-    import transformers
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
-def _ratio(a: Measurement | None, b: Measurement | None) -> float | None:
-    return a.items_per_s / b.items_per_s if a and b else None
+        download = read_results(stack, job["id"], items, keep, problems)
+    e2e = Measurement(
+        "sluice (API + 1 worker)",
+        len(items),
+        seconds,
+        {
+            "job_id": job["id"],
+            "status": job["status"],
+            "submit_seconds": submitted,
+            "api_throughput": job.get("throughput"),
+            "database": "sqlite",
+        },
+        completion_tokens=completion,
+    )
+    return e2e, download, problems, texts
 
 
 def _matches(texts: list[str | None], reference: list[str | None]) -> int:
@@ -516,12 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     ratios = {
-        "sluice / pipeline batch_size 1": _ratio(e2e, pipes[1]),
-        "sluice / pipeline batch_size 8": _ratio(e2e, pipes[8]),
-        "sluice / in-process runner": _ratio(e2e, runner),
-        "in-process runner / pipeline batch_size 1": _ratio(runner, pipes[1]),
-        "in-process runner / pipeline batch_size 8": _ratio(runner, pipes[8]),
-        "pipeline batch_size 8 / batch_size 1": _ratio(pipes[8], pipes[1]),
+        "sluice / pipeline batch_size 1": ratio(e2e, pipes[1]),
+        "sluice / pipeline batch_size 8": ratio(e2e, pipes[8]),
+        "sluice / in-process runner": ratio(e2e, runner),
+        "in-process runner / pipeline batch_size 1": ratio(runner, pipes[1]),
+        "in-process runner / pipeline batch_size 8": ratio(runner, pipes[8]),
+        "pipeline batch_size 8 / batch_size 1": ratio(pipes[8], pipes[1]),
     }
     rows = [e2e, runner, pipes[1], pipes[8], download]
     chars = [len(p) for p in prompts]

@@ -18,14 +18,10 @@ from __future__ import annotations
 import argparse
 import gc
 import gzip
-import os
-import platform
 import random
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,28 +29,21 @@ import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/throughput.py` puts bench/ first, not the root
+    sys.path.insert(0, str(ROOT))
+
+from bench.harness import (  # noqa: E402 - needs the root on sys.path
+    Measurement,
+    log,
+    machine_info,
+    ratio,
+    read_results,
+    sluice_stack,
+    timed_job,
+)
+
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "bench-data"
 CORPORA = ("wordnet.jsonl.gz", "fortunes.jsonl.gz")
-
-
-def log(message: str) -> None:
-    """Progress to stderr, so stdout holds only the report."""
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Measurement:
-    """One throughput figure: how many items took how long, plus notes for the report."""
-
-    name: str
-    items: int
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def items_per_s(self) -> float:
-        """Items per second."""
-        return self.items / self.seconds if self.seconds > 0 else float("nan")
 
 
 def load_mix(data_dir: Path, n: int, seed: int) -> list[dict[str, str]]:
@@ -215,35 +204,6 @@ def bench_st(
     return Measurement("sentence-transformers encode(32)", len(texts), seconds, extra)
 
 
-def _schema_url(url: str, schema: str) -> str:
-    """A PostgreSQL URL whose connections use one schema."""
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-    return u.render_as_string(hide_password=False)
-
-
-def _finish(client: Any, job: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Long-poll a job until it reaches a terminal status; cancel it after timeout."""
-    from core.states import JOB_TERMINAL
-
-    deadline = time.monotonic() + timeout
-    while job["status"] not in JOB_TERMINAL:
-        if time.monotonic() > deadline:
-            client.cancel(job["id"])
-            raise TimeoutError(f"job {job['id']} not done after {timeout:.0f}s")
-        job = client.job(job["id"], wait=2)
-    return job
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file, for an error report."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 def bench_sluice(
     args: argparse.Namespace,
     items: list[dict[str, str]],
@@ -257,156 +217,52 @@ def bench_sluice(
 
     The API and worker read `models_text`, the registry as the bench read it when it started,
     so an edit to models.yaml during the run cannot make them serve another dtype."""
-    import redis
-    from sqlalchemy import create_engine, text
-
-    from cli.client import Client
-    from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
-    from core.db import get_engine, migrate, write_session
-    from core.store.tenants import create_key
-
-    tag = uuid.uuid4().hex[:12]
-    prefix = f"sluicebench:{tag}:"
-    redis_url = os.environ.get("SLUICE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    base_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    schema = f"sluicebench_{tag}" if base_url.startswith("postgresql") else None
-    db_url = _schema_url(base_url, schema) if schema else base_url
-    if schema:
-        admin = create_engine(base_url)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}"
     models_file = workdir / "models.yaml"
     models_file.write_text(models_text)
-    env = {
-        **os.environ,
-        "SLUICE_DATABASE_URL": db_url,
-        "SLUICE_REDIS_URL": redis_url,
-        "SLUICE_REDIS_PREFIX": prefix,
-        "SLUICE_API_PORT": str(port),
-        "SLUICE_MODELS_FILE": str(models_file),
-        "SLUICE_MAX_INPUTS_PER_JOB": str(max(100_000, len(items))),
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-    }
-    logs = args.logs or workdir / "logs"
-    procs: list[Any] = []
     problems: list[str] = []
-    try:
-        migrate(db_url)
-        with write_session(db_url) as session:
-            _, key = create_key(session=session, tenant_name="bench")
-        api = spawn(["api", "--port", str(port)], env=env, log=logs / "api.log")
-        procs.append(api)
-        worker = spawn(["worker", "--models", args.model], env=env, log=logs / "worker.log")
-        procs.append(worker)
-        wait_ready(api_url, api)
-        client = Client(api_url, key, timeout=600)
-        log(f"waiting for the worker to load {args.model}")
-        wait_for_worker(client, args.model, worker)
-        # A live heartbeat comes before Celery consumes, and the first forward pass is slow:
-        # a small job first, as the in-process baselines get their warm-up.
-        warm = client.submit(
-            model=args.model, inputs=items[: args.warmup], metadata={"source": "bench-warmup"}
+    got = np.full((len(items), dimension), np.nan, dtype=np.float32)
+
+    def keep(index: int, row: dict[str, Any]) -> None:
+        got[index] = row["output"]
+
+    with sluice_stack(
+        model=args.model,
+        models_file=models_file,
+        threads=threads,
+        max_inputs=len(items),
+        workdir=workdir,
+        logs=args.logs,
+        database_url=args.database_url,
+    ) as stack:
+        job, seconds, submitted = timed_job(
+            stack,
+            model=args.model,
+            items=items,
+            params=None,
+            warmup=args.warmup,
+            timeout=args.timeout,
+            problems=problems,
         )
-        if _finish(client, warm, args.timeout)["status"] != "completed":
-            raise RuntimeError(f"warm-up job {warm['id']} did not complete")
-        log(f"submitting {len(items):,} items to {api_url} ({db_url.split('@')[-1]})")
-        started = time.perf_counter()
-        job = client.submit(model=args.model, inputs=items, metadata={"source": "bench"})
-        submitted = time.perf_counter() - started
-        job = _finish(client, job, args.timeout)
-        seconds = time.perf_counter() - started
-        if job["status"] != "completed":
-            problems.append(f"job ended {job['status']}")
-        if job["counts"]["failed"]:
-            problems.append(f"{job['counts']['failed']} items failed")
-        log(f"job {job['id']} {job['status']} in {seconds:.1f}s; downloading results")
-
-        n = len(items)
-        seen = np.zeros(n, dtype=np.int32)
-        got = np.full((n, dimension), np.nan, dtype=np.float32)
-        lines, nbytes, errors = 0, 0, 0
-        dl_started = time.perf_counter()
-        for raw in client.results(job["id"]):
-            lines += 1
-            nbytes += len(raw) + 1
-            row = orjson.loads(raw)
-            index = row.get("index")
-            if not isinstance(index, int) or not 0 <= index < n:
-                problems.append(f"result line {lines} has index {index!r}")
-                continue
-            seen[index] += 1
-            if row.get("custom_id") != items[index]["custom_id"]:
-                problems.append(f"index {index}: custom_id {row.get('custom_id')!r}")
-            if "output" not in row:
-                errors += 1
-                continue
-            got[index] = row["output"]
-        download = time.perf_counter() - dl_started
-        if lines != n:
-            problems.append(f"{lines} result lines for {n} items")
-        if (seen != 1).any():
-            missing, doubled = int((seen == 0).sum()), int((seen > 1).sum())
-            problems.append(f"{missing} indices missing, {doubled} seen more than once")
-        if errors:
-            problems.append(f"{errors} result lines are errors")
-        e2e = Measurement(
-            "sluice (API + 1 worker)",
-            n,
-            seconds,
-            {
-                "job_id": job["id"],
-                "status": job["status"],
-                "submit_seconds": submitted,
-                "api_throughput": job.get("throughput"),
-                "database": db_url.split("://")[0],
-            },
-        )
-        dl = Measurement("results download", lines, download, {"mbytes": nbytes / 1e6})
-        return e2e, dl, problems, got
-    except BaseException:
-        for name in ("api.log", "worker.log"):
-            log(f"--- tail of {name} ---\n{_tail(logs / name)}")
-        raise
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        get_engine(db_url).dispose()
-        try:
-            r = redis.Redis.from_url(redis_url)
-            for k in r.scan_iter(match=f"{prefix}*", count=1000):
-                r.delete(k)
-        except redis.RedisError as exc:
-            log(f"could not clean Redis keys {prefix}*: {exc}")
-        if schema:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        download = read_results(stack, job["id"], items, keep, problems)
+        database = stack.db_url.split("://")[0]
+    e2e = Measurement(
+        "sluice (API + 1 worker)",
+        len(items),
+        seconds,
+        {
+            "job_id": job["id"],
+            "status": job["status"],
+            "submit_seconds": submitted,
+            "api_throughput": job.get("throughput"),
+            "database": database,
+        },
+    )
+    return e2e, download, problems, got
 
 
-def machine_info(threads: int) -> dict[str, Any]:
-    """What the figures were measured on."""
-    import torch
-    import transformers
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }
+def machine_info_with_st(threads: int) -> dict[str, Any]:
+    """The machine, and the sentence-transformers version compared against."""
+    info = machine_info(threads)
     try:
         import sentence_transformers
 
@@ -414,10 +270,6 @@ def machine_info(threads: int) -> dict[str, Any]:
     except ImportError:
         info["sentence_transformers"] = None
     return info
-
-
-def _ratio(a: Measurement | None, b: Measurement | None) -> float | None:
-    return a.items_per_s / b.items_per_s if a and b else None
 
 
 def _verdict(value: float | None, target: float | None) -> str:
@@ -637,12 +489,12 @@ def main(argv: list[str] | None = None) -> None:
         "sluice vs fp32": _cosine_stats(got, vectors["fp32"]),
     }
     ratios = {
-        "sluice / in-process optimum": _ratio(e2e, optimum),
-        "sluice / sentence-transformers": _ratio(e2e, st),
-        "in-process optimum / sentence-transformers": _ratio(optimum, st),
-        f"sluice / in-process {sluice_variant} loop": _ratio(e2e, loops[sluice_variant]),
-        "bf16 / fp32 speed (in-process)": _ratio(loops["bf16"], fp32),
-        "int8 / fp32 speed (in-process)": _ratio(loops.get("int8"), fp32),
+        "sluice / in-process optimum": ratio(e2e, optimum),
+        "sluice / sentence-transformers": ratio(e2e, st),
+        "in-process optimum / sentence-transformers": ratio(optimum, st),
+        f"sluice / in-process {sluice_variant} loop": ratio(e2e, loops[sluice_variant]),
+        "bf16 / fp32 speed (in-process)": ratio(loops["bf16"], fp32),
+        "int8 / fp32 speed (in-process)": ratio(loops.get("int8"), fp32),
     }
     padding = {
         "sluice's plan": plan["padding_efficiency_per_chunk"],
@@ -684,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         "sluice": e2e.extra,
         "in_process": {v: m.extra for v, m in loops.items()},
         "plan": plan,
-        "machine": {**machine_info(threads), "device": fp32.extra["device"]},
+        "machine": {**machine_info_with_st(threads), "device": fp32.extra["device"]},
         "problems": problems,
     }
     report(figures, rows, problems)
