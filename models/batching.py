@@ -36,7 +36,6 @@ class IsolatingExecutor:
         positions: Sequence[int],
         forward: ForwardFn[T],
         on_result: Callable[[int, ItemResult], None],
-        wrap: Callable[[T], ItemResult],
         widest: int,
     ) -> None:
         """Run positions through forward, reporting each item's result via on_result."""
@@ -54,8 +53,8 @@ class IsolatingExecutor:
                     self.max_batch_tokens,
                 )
                 half = len(positions) // 2
-                self.run(positions[:half], forward, on_result, wrap, widest)
-                self.run(positions[half:], forward, on_result, wrap, widest)
+                self.run(positions[:half], forward, on_result, widest)
+                self.run(positions[half:], forward, on_result, widest)
                 return
             if len(positions) == 1:
                 code = "out_of_memory" if is_oom(exc) else "inference_error"
@@ -65,8 +64,8 @@ class IsolatingExecutor:
                 )
                 return
             half = len(positions) // 2
-            self.run(positions[:half], forward, on_result, wrap, widest)
-            self.run(positions[half:], forward, on_result, wrap, widest)
+            self.run(positions[:half], forward, on_result, widest)
+            self.run(positions[half:], forward, on_result, widest)
             return
         for pos, out in zip(positions, outputs, strict=True):
-            on_result(pos, wrap(out))
+            on_result(pos, ItemResult(output=out))

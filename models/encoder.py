@@ -14,7 +14,7 @@ import torch
 from models.batching import IsolatingExecutor
 from models.device import pick_device, pick_dtype, quantize_int8
 from models.planner import plan_batches
-from models.results import Cancelled, ItemResult
+from models.results import Cancelled, ItemResult, filled
 from models.spec import ModelSpec
 
 # An input as the tokenizer takes it: a text, or a (text, text_pair) pair.
@@ -159,12 +159,6 @@ class EncoderRunner:
                             self.tensors([enc[p] for p in positions]), params
                         ),
                         record,
-                        lambda out: ItemResult(output=out),
                         max(lengths[p] for p in batch),
                     )
-        return [
-            r
-            if r is not None
-            else ItemResult(error_code="internal_error", error_message="no result produced")
-            for r in results
-        ]
+        return filled(results)

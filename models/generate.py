@@ -13,7 +13,7 @@ from models.batching import IsolatingExecutor
 from models.device import pick_device, pick_dtype, quantize_int8
 from models.params import GenerateParams
 from models.planner import plan_batches
-from models.results import Cancelled, ItemResult
+from models.results import Cancelled, ItemResult, filled
 from models.spec import ModelSpec
 
 
@@ -95,12 +95,11 @@ class GenerateRunner:
         prompts: Sequence[list[int]],
         seeds: Sequence[int],
         params: GenerateParams,
-        max_new: int,
     ) -> list[list[int]]:
         batch = self.tokenizer.pad({"input_ids": list(prompts)}, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         kw: dict[str, Any] = {
-            "max_new_tokens": max_new,
+            "max_new_tokens": params.max_new_tokens,
             "do_sample": False,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
@@ -178,15 +177,8 @@ class GenerateRunner:
                         [prompts[runnable[p]] for p in positions],
                         [seeds[runnable[p]] for p in positions],
                         params,
-                        params.max_new_tokens,
                     ),
                     record,
-                    lambda tokens: ItemResult(output=tokens),
                     max(cost[p] for p in batch),
                 )
-        return [
-            r
-            if r is not None
-            else ItemResult(error_code="internal_error", error_message="no result produced")
-            for r in results
-        ]
+        return filled(results)

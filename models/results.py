@@ -33,5 +33,11 @@ class ItemResult:
         )
 
 
+def filled(results: list[ItemResult | None]) -> list[ItemResult]:
+    """Every slot a result: a slot a runner left empty (a bug) fails its item, not the chunk."""
+    missing = ItemResult(error_code="internal_error", error_message="no result produced")
+    return [r if r is not None else missing for r in results]
+
+
 class Cancelled(Exception):
     """Raised inside a runner when the job was cancelled or the lease was lost."""

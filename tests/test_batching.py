@@ -8,7 +8,7 @@ from models.results import ItemResult
 
 def _run(executor, positions, forward, widest=10):
     got: dict[int, ItemResult] = {}
-    executor.run(positions, forward, got.__setitem__, lambda out: ItemResult(output=out), widest)
+    executor.run(positions, forward, got.__setitem__, widest)
     return got
 
 
