@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
 from cli.processes import free_port, spawn, stop, wait_ready
 from core.config import Settings
@@ -87,6 +88,16 @@ class Stack:
         )
         assert r.status_code == 201, r.text
         return r.json()
+
+    def run_to_end(self, model: str, inputs: list[dict], params: dict) -> tuple[dict, list[dict]]:
+        """POST a job, wait until it ends; the final job and its result lines, which must
+        come in input order."""
+        r = self.http.post("/v1/jobs", json={"model": model, "inputs": inputs, "params": params})
+        assert r.status_code == 201, r.text
+        job = self.wait_until(r.json()["id"], lambda j: j["status"] in TERMINAL)
+        lines = [orjson.loads(x) for x in self.results(job["id"])]
+        assert [x["index"] for x in lines] == list(range(len(lines)))
+        return job, lines
 
     def job(self, job_id: str, wait: float = 0) -> dict:
         """GET a job (long-polling up to wait seconds)."""

@@ -121,14 +121,9 @@ def test_classify_job_end_to_end(stack):
         {"custom_id": f"item-{i}", "input": t if i % 2 else {"text": t, "text_pair": "x"}}
         for i, t in enumerate(texts)
     ]
-    r = stack.http.post(
-        "/v1/jobs", json={"model": "tiny-classify", "inputs": inputs, "params": {"top_k": 2}}
-    )
-    assert r.status_code == 201, r.text
-    job = stack.wait_until(r.json()["id"], lambda j: j["status"] in TERMINAL)
+    job, lines = stack.run_to_end("tiny-classify", inputs, {"top_k": 2})
     assert job["counts"] == {"total": 500, "completed": 500, "failed": 0}
-    lines = [orjson.loads(x) for x in stack.results(job["id"])]
-    assert [x["index"] for x in lines] == list(range(500))
+    assert len(lines) == 500
     for line in lines:
         labels = [s["label"] for s in line["output"]]
         assert len(labels) == 2 and set(labels) <= {"negative", "neutral", "positive"}
@@ -146,19 +141,10 @@ def test_generate_job_end_to_end(stack):
         }
         for i, p in enumerate(prompts)
     ]
-    r = stack.http.post(
-        "/v1/jobs",
-        json={
-            "model": "tiny-causal",
-            "inputs": inputs,
-            "params": {"max_new_tokens": 8, "temperature": 0.8, "seed": 3, "stop": ["\n"]},
-        },
-    )
-    assert r.status_code == 201, r.text
-    job = stack.wait_until(r.json()["id"], lambda j: j["status"] in TERMINAL)
+    params = {"max_new_tokens": 8, "temperature": 0.8, "seed": 3, "stop": ["\n"]}
+    job, lines = stack.run_to_end("tiny-causal", inputs, params)
     assert job["counts"] == {"total": 120, "completed": 120, "failed": 0}
-    lines = [orjson.loads(x) for x in stack.results(job["id"])]
-    assert [x["index"] for x in lines] == list(range(120))
+    assert len(lines) == 120
     for line in lines:
         assert set(line["output"]) == {"text", "finish_reason"}
         assert "\n" not in line["output"]["text"]

@@ -67,23 +67,6 @@ def train_wordpiece(texts: list[str], vocab_size: int = 2000) -> PreTrainedToken
     )
 
 
-def build_tiny_embed(path: Path, texts: list[str], seed: int = 0) -> Path:
-    """Save a seeded 2-layer BERT encoder and its tokenizer to path."""
-    tokenizer = train_wordpiece(texts)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).eval().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def _tiny_config(vocab_size: int, **extra: object) -> BertConfig:
     return BertConfig(
         vocab_size=vocab_size,
@@ -94,6 +77,15 @@ def _tiny_config(vocab_size: int, **extra: object) -> BertConfig:
         max_position_embeddings=128,
         **extra,
     )
+
+
+def build_tiny_embed(path: Path, texts: list[str], seed: int = 0) -> Path:
+    """Save a seeded 2-layer BERT encoder and its tokenizer to path."""
+    tokenizer = train_wordpiece(texts)
+    torch.manual_seed(seed)
+    BertModel(_tiny_config(len(tokenizer))).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def build_tiny_classifier(
