@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import jobs, system
+from api.routes import files, jobs, system
 from core.config import Settings, settings
 from core.db import check_schema
 from core.redis_client import get_redis
+from core.storage import storage_for
 from models.spec import load_registry
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,19 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    app.state.storage = storage_for(
+        database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
+    )
+    # Uploads get the file limit plus room for the multipart envelope; the upload itself
+    # enforces the file limit exactly.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=cfg.max_body_bytes,
+        upload_max_bytes=cfg.max_file_bytes + (1 << 20),
+        upload_paths=("/v1/files",),
+    )
     install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(files.router)
     app.include_router(jobs.router)
     return app

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class InputItem(BaseModel):
@@ -28,10 +28,36 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="A model name from GET /v1/models")
-    inputs: list[InputItem] = Field(description="The items, in order")
+    inputs: list[InputItem] | None = Field(
+        default=None, description="The items, in order (or give input_file_id)"
+    )
+    input_file_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="An uploaded JSONL file of {custom_id?, input} lines, instead of inputs; "
+        "the job is `validating` while a worker checks every line",
+    )
+    on_invalid: Literal["fail", "skip"] = Field(
+        default="fail",
+        description="For input_file_id: `fail` the job on any invalid line (up to 100 "
+        "errors are listed with their line numbers), or `skip` them as failed items",
+    )
+    expires_after: int | None = Field(
+        default=None,
+        ge=3600,
+        le=365 * 86400,
+        description="Seconds after creation when the job and its results are deleted "
+        "(default: the server's retention, 30 days)",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters")
     priority: int = Field(default=0, ge=0, le=9, description="0 to 9; higher runs first")
     metadata: dict[str, str] = Field(default_factory=dict, description="Your labels")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobCreate:
+        if (self.inputs is None) == (self.input_file_id is None):
+            raise ValueError("give exactly one of inputs and input_file_id")
+        return self
 
 
 class Counts(BaseModel):
@@ -62,6 +88,13 @@ class JobOut(BaseModel):
     finished_at: int | None
     cancelled_at: int | None
     expires_at: int
+    input_file_id: str | None = None
+    retry_of: str | None = Field(default=None, description="The job this one retries")
+    errors: dict[str, Any] | None = Field(
+        default=None,
+        description="Validation findings of a job from a file: {data: [{line, code, "
+        "message}], invalid_lines}",
+    )
 
 
 class JobList(BaseModel):
@@ -92,3 +125,37 @@ class ModelList(BaseModel):
 
     object: str = "list"
     data: list[ModelOut]
+
+
+class FileOut(BaseModel):
+    """An uploaded file (OpenAI's file object, plus its line count and digest)."""
+
+    id: str
+    object: str = "file"
+    bytes: int
+    created_at: int
+    expires_at: int | None
+    filename: str
+    purpose: str
+    status: str = "processed"
+    status_details: str | None = None
+    lines: int = Field(description="Non-blank lines, each one JSON object")
+    sha256: str | None
+
+
+class FileList(BaseModel):
+    """A page of files, newest first."""
+
+    object: str = "list"
+    data: list[FileOut]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class FileDeleted(BaseModel):
+    """What DELETE /v1/files/{id} answers."""
+
+    id: str
+    object: str = "file"
+    deleted: bool = True

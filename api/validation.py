@@ -11,7 +11,8 @@ from api.schemas import JobCreate
 from core.config import Settings
 from core.errors import InvalidInput, ModelUnavailable, TooLarge
 from core.store.jobs import JobSpec
-from models.params import InputShapeError, check_input, input_texts, parse_params
+from models.items import ItemInvalid, ItemLimits, check_custom_id, check_item
+from models.params import parse_params
 from models.spec import ModelSpec
 from models.token_lengths import Counter, char_lengths
 
@@ -26,25 +27,14 @@ def _unicode(value: str, param: str) -> str:
     return value
 
 
-def validate_job(
-    body: JobCreate,
-    registry: dict[str, ModelSpec],
-    cfg: Settings,
-    measure: Callable[[ModelSpec], Counter | None] | None = None,
-) -> JobSpec:
-    """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
+def validate_settings(
+    body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings
+) -> tuple[ModelSpec, dict[str, Any]]:
+    """The model and the validated params of a job request (inline or from a file)."""
     spec = registry.get(body.model)
     if spec is None:
         raise ModelUnavailable(
             f"unknown model {body.model!r}; GET /v1/models lists them", param="model"
-        )
-    if not body.inputs:
-        raise InvalidInput("inputs is empty", code="empty_inputs", param="inputs")
-    if len(body.inputs) > cfg.max_inputs_per_job:
-        raise TooLarge(
-            f"{len(body.inputs)} inputs; at most {cfg.max_inputs_per_job} per job",
-            code="too_many_inputs",
-            param="inputs",
         )
     if len(body.metadata) > cfg.max_metadata_pairs or any(
         len(k) > 64 or len(v) > 512 for k, v in body.metadata.items()
@@ -80,32 +70,38 @@ def validate_job(
             code="invalid_params",
             param="params.dimensions",
         )
+    return spec, params
+
+
+def validate_job(
+    body: JobCreate,
+    registry: dict[str, ModelSpec],
+    cfg: Settings,
+    measure: Callable[[ModelSpec], Counter | None] | None = None,
+) -> JobSpec:
+    """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
+    spec, params = validate_settings(body, registry, cfg)
+    if not body.inputs:
+        raise InvalidInput("inputs is empty", code="empty_inputs", param="inputs")
+    retention = body.expires_after or cfg.job_retention_days * 86400
+    if len(body.inputs) > cfg.max_inputs_per_job:
+        raise TooLarge(
+            f"{len(body.inputs)} inputs; at most {cfg.max_inputs_per_job} per job",
+            code="too_many_inputs",
+            param="inputs",
+        )
+    limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
     seen: set[str] = set()
     items: list[tuple[str | None, Any]] = []
     for i, item in enumerate(body.inputs):
-        param = f"inputs[{i}].input"
         try:
-            value = check_input(spec.task, item.input)
-        except InputShapeError as exc:
-            raise InvalidInput(f"{param} {exc}", param=param) from exc
-        texts = input_texts(value)
-        size = sum(len(t) for t in texts)
-        if size > cfg.max_input_chars:
-            raise InvalidInput(
-                f"{param} has {size} characters; at most {cfg.max_input_chars}",
-                code="input_too_large",
-                param=param,
-            )
-        for text in texts:
-            _unicode(text, param)
-        cid = item.custom_id
+            cid = check_custom_id(item.custom_id, limits)
+            value = check_item(spec.task, item.input, limits)
+        except ItemInvalid as exc:
+            param = f"inputs[{i}].{exc.field}"
+            message = exc.message.removeprefix(f"{exc.field} ")
+            raise InvalidInput(f"{param} {message}", code=exc.code, param=param) from None
         if cid is not None:
-            _unicode(cid, f"inputs[{i}].custom_id")
-            if len(cid) > cfg.max_custom_id_chars:
-                raise InvalidInput(
-                    f"inputs[{i}].custom_id is longer than {cfg.max_custom_id_chars} characters",
-                    param=f"inputs[{i}].custom_id",
-                )
             if cid in seen:
                 raise InvalidInput(
                     f"inputs[{i}].custom_id {cid!r} is used twice",
@@ -125,7 +121,7 @@ def validate_job(
         priority=body.priority,
         metadata=dict(body.metadata),
         chunk_size=spec.chunk_size,
-        expires_after_seconds=cfg.job_retention_days * 86400,
+        expires_after_seconds=retention,
         # Character length stands in for token length (the API holds no tokenizer);
         # the runner sorts each chunk by exact token length again.
         # Token counts from the model's own tokenizer (torch-free) where it is on disk, so

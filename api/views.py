@@ -41,6 +41,9 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
         finished_at=_ts(job.finished_at),
         cancelled_at=_ts(job.cancelled_at),
         expires_at=int(job.expires_at),
+        input_file_id=job.input_file_id,
+        retry_of=job.retry_of,
+        errors=job.errors,
     )
 
 

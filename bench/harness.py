@@ -94,6 +94,9 @@ class Stack:
     client: Any
     api_url: str
     db_url: str
+    key: str = ""
+    api_pid: int = 0
+    worker_pid: int = 0
 
 
 @contextmanager
@@ -106,6 +109,7 @@ def sluice_stack(
     workdir: Path,
     logs: Path | None = None,
     database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """API and one worker for `model` on a fresh SQLite file in workdir (or a fresh schema of
     database_url) and a unique Redis prefix; every trace is removed afterwards."""
@@ -139,6 +143,7 @@ def sluice_stack(
         "SLUICE_MAX_INPUTS_PER_JOB": str(max(100_000, max_inputs)),
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
+        **(extra_env or {}),
     }
     logs = logs or workdir / "logs"
     procs: list[Any] = []
@@ -154,7 +159,14 @@ def sluice_stack(
         client = Client(api_url, key, timeout=600)
         log(f"waiting for the worker to load {model}")
         wait_for_worker(client, model, worker)
-        yield Stack(client=client, api_url=api_url, db_url=db_url)
+        yield Stack(
+            client=client,
+            api_url=api_url,
+            db_url=db_url,
+            key=key,
+            api_pid=api.pid,
+            worker_pid=worker.pid,
+        )
     except BaseException:
         for name in ("api.log", "worker.log"):
             log(f"--- tail of {name} ---\n{_tail(logs / name)}")
@@ -259,3 +271,14 @@ def read_results(
     if errors:
         problems.append(f"{errors} result lines are errors")
     return Measurement("results download", lines, seconds, {"mbytes": nbytes / 1e6})
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory so far (VmHWM), in MB; NaN where unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

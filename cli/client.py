@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -65,6 +66,39 @@ class Client:
             )
         )
 
+    def upload(self, content_type: str, body: Iterator[bytes]) -> dict:
+        """POST /v1/files with a streamed multipart body (see cli.upload)."""
+        return self._json(
+            self.http.post(
+                "/v1/files", content=body, headers={"Content-Type": content_type}, timeout=None
+            )
+        )
+
+    def submit_file(
+        self,
+        *,
+        model: str,
+        input_file_id: str,
+        params: dict[str, Any] | None = None,
+        priority: int = 0,
+        on_invalid: str = "fail",
+        metadata: dict[str, str] | None = None,
+    ) -> dict:
+        """POST /v1/jobs for an uploaded file (the job starts in `validating`)."""
+        return self._json(
+            self.http.post(
+                "/v1/jobs",
+                json={
+                    "model": model,
+                    "input_file_id": input_file_id,
+                    "params": params or {},
+                    "priority": priority,
+                    "on_invalid": on_invalid,
+                    "metadata": metadata or {},
+                },
+            )
+        )
+
     def job(self, job_id: str, wait: float = 0) -> dict:
         """GET /v1/jobs/{id}, long-polling up to `wait` seconds."""
         return self._json(
@@ -79,19 +113,39 @@ class Client:
         """GET /v1/models."""
         return self._json(self.http.get("/v1/models"))
 
-    def results(
-        self, job_id: str, on_bytes: Callable[[int], None] | None = None
-    ) -> Iterator[bytes]:
-        """Stream the result lines of a job."""
-        with self.http.stream("GET", f"/v1/jobs/{job_id}/results") as resp:
+    @contextmanager
+    def _results_response(
+        self, job_id: str, fmt: str, only_failed: bool
+    ) -> Iterator[httpx.Response]:
+        """The open streaming response of GET /v1/jobs/{id}/results (errors raised)."""
+        params = {"format": fmt, **({"only": "failed"} if only_failed else {})}
+        with self.http.stream("GET", f"/v1/jobs/{job_id}/results", params=params) as resp:
             if resp.status_code >= 400:
                 resp.read()
                 self._json(resp)
+            yield resp
+
+    def results(
+        self,
+        job_id: str,
+        on_bytes: Callable[[int], None] | None = None,
+        *,
+        only_failed: bool = False,
+    ) -> Iterator[bytes]:
+        """Stream the result lines of a job (only the failed ones with only_failed)."""
+        with self._results_response(job_id, "jsonl", only_failed) as resp:
             for line in resp.iter_lines():
                 if line:
                     if on_bytes:
                         on_bytes(len(line) + 1)
                     yield line.encode()
+
+    def download(
+        self, job_id: str, *, fmt: str = "jsonl", only_failed: bool = False
+    ) -> Iterator[bytes]:
+        """Stream a job's results as raw bytes in a format: jsonl, csv or parquet."""
+        with self._results_response(job_id, fmt, only_failed) as resp:
+            yield from resp.iter_bytes()
 
     def ready(self) -> bool:
         """Whether /readyz answers 200."""

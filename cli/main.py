@@ -126,28 +126,64 @@ def submit(
     params: Annotated[str, typer.Option(help="Task params as JSON")] = "{}",
     priority: Annotated[int, typer.Option(min=0, max=9)] = 0,
     limit: Annotated[int | None, typer.Option(help="Only the first N lines")] = None,
+    on_invalid: Annotated[
+        str, typer.Option(help="fail: an invalid line fails the job; skip: it fails alone")
+    ] = "fail",
 ) -> None:
-    """Submit a file's lines as one job; print the job id (and follow it with --wait)."""
+    """Upload a file (streamed, with a progress bar) and submit it as one job; print the job
+    id, and follow it with --wait. A worker checks every line before the job runs."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     from cli.client import ApiError, Client
     from cli.follow import follow_job
-    from cli.inputs import InputFileError, read_inputs
+    from cli.upload import multipart_body, native_lines
 
+    if on_invalid not in ("fail", "skip"):
+        err.print("[red]--on-invalid takes fail or skip[/]")
+        raise typer.Exit(2)
     try:
-        items = list(read_inputs(file, limit))
-    except (InputFileError, OSError) as exc:
+        size = file.stat().st_size
+    except OSError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
     client = Client()
     try:
-        job = client.submit(model=model, inputs=items, params=json.loads(params), priority=priority)
+        with Progress(
+            "[bold]uploading",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+        ) as bar:
+            task = bar.add_task("upload", total=size)
+            lines = native_lines(file, limit, lambda done: bar.update(task, completed=done))
+            content_type, body = multipart_body(
+                lines, filename=file.name, fields={"purpose": "jobs"}
+            )
+            uploaded = client.upload(content_type, body)
+        err.print(f"uploaded {uploaded['id']}: {uploaded['lines']:,} lines")
+        job = client.submit_file(
+            model=model,
+            input_file_id=uploaded["id"],
+            params=json.loads(params),
+            priority=priority,
+            on_invalid=on_invalid,
+        )
         print(job["id"])
         if wait:
             job = follow_job(client, job["id"], err)
             c = job["counts"]
             err.print(f"{job['status']}: {c['completed']:,} ok, {c['failed']:,} failed")
+            for e in (job.get("errors") or {}).get("data", [])[:10]:
+                err.print(f"  line {e['line']}: {e['code']}: {e['message']}")
+            if job["status"] == "failed":
+                raise typer.Exit(1)
     except ApiError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
+    except OSError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -168,36 +204,68 @@ def cancel(job_id: str) -> None:
     print(json.dumps(Client().cancel(job_id), indent=2))
 
 
+RESULT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
 @app.command()
 def results(
     job_id: str,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="File (default: stdout)")
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="File; .csv or .parquet choose the format (default: stdout)"
+        ),
     ] = None,
+    only_failed: Annotated[
+        bool, typer.Option("--only-failed", help="Only the failed items")
+    ] = False,
 ) -> None:
-    """Download a job's results as JSONL, in input order, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    """Download a job's results in input order (JSONL, or CSV/Parquet by -o's suffix)."""
+    from rich.progress import (
+        BarColumn,
+        FileSizeColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
 
-    from cli.client import Client
+    from cli.client import ApiError, Client
 
     client = Client()
-    total = client.job(job_id)["counts"]["total"]
-    out = output.open("wb") if output else sys.stdout.buffer
+    fmt = RESULT_FORMATS.get(output.suffix.lower(), "jsonl") if output else "jsonl"
     try:
-        with Progress(
-            TextColumn("results"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            disable=output is None,
-        ) as bar:
-            task = bar.add_task("results", total=total)
-            for line in client.results(job_id):
-                out.write(line + b"\n")
-                bar.advance(task)
-    finally:
-        if output:
-            out.close()
+        counts = client.job(job_id)["counts"]  # before -o is created: an unknown job fails
+        if fmt == "jsonl":  # items, counted against the job's totals
+            total = counts["failed"] if only_failed else counts["total"]
+            columns: tuple = (BarColumn(), MofNCompleteColumn())
+        else:  # csv and parquet: bytes, whose total is not known up front
+            total, columns = None, (BarColumn(), FileSizeColumn(), TransferSpeedColumn())
+        out = output.open("wb") if output else sys.stdout.buffer
+        try:
+            with Progress(
+                TextColumn(f"results ({fmt})"),
+                *columns,
+                TimeElapsedColumn(),
+                console=err,
+                disable=output is None,
+            ) as bar:
+                task = bar.add_task("results", total=total)
+                if fmt == "jsonl":
+                    for line in client.results(job_id, only_failed=only_failed):
+                        out.write(line + b"\n")
+                        bar.advance(task)
+                else:
+                    for block in client.download(job_id, fmt=fmt, only_failed=only_failed):
+                        out.write(block)
+                        bar.advance(task, len(block))
+        finally:
+            if output:
+                out.close()
+    except ApiError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
 
 
 @keys_app.command("create")

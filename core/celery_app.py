@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from core.config import Settings, settings
-from core.constants import RUN_CHUNK_TASK, model_queue
+from core.constants import INGEST_TASK, RUN_CHUNK_TASK, model_queue
 
 
 def make_celery(cfg: Settings = settings) -> Celery:
@@ -38,3 +38,8 @@ celery_app = make_celery()
 def send_chunk(app: Celery, *, model: str, chunk_id: int, token: str) -> None:
     """Publish one chunk's message on its model's queue."""
     app.send_task(RUN_CHUNK_TASK, args=[chunk_id, token], queue=model_queue(model))
+
+
+def send_ingest(app: Celery, *, model: str, job_id: str, token: str) -> None:
+    """Publish a job's ingest on its model's queue (a worker of that model checks it)."""
+    app.send_task(INGEST_TASK, args=[job_id, token], queue=model_queue(model))

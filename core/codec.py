@@ -15,9 +15,9 @@ import orjson
 InputRecord = tuple[int, str | None, Any]
 
 
-def pack_inputs(records: Iterable[tuple[Any, ...]]) -> bytes:
+def pack_inputs(records: Iterable[tuple[Any, ...]], level: int = 6) -> bytes:
     """Compress a chunk's input records (with or without token counts)."""
-    return zlib.compress(orjson.dumps(list(records)), 6)
+    return zlib.compress(orjson.dumps(list(records)), level)
 
 
 def unpack_inputs_with_counts(blob: bytes) -> tuple[list[InputRecord], list[int] | None]:

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     # Items are sorted by length within windows of this many before chunks are cut.
     bucket_window_items: int = Field(default=4096, ge=1)
 
+    # Uploaded files: size limit, where their bytes go (the database in parts unless a
+    # directory every API and worker host shares is set), and how jobs read them.
+    max_file_bytes: int = Field(default=1 << 30, ge=1024)
+    max_line_bytes: int = Field(default=2 << 20, ge=1024)
+    max_items_per_file_job: int = Field(default=10_000_000, ge=1)
+    files_dir: Path | None = None
+    file_part_bytes: int = Field(default=4 << 20, ge=1024)
+    ingest_lease_seconds: float = Field(default=60.0, gt=0)
+    max_validation_errors: int = Field(default=100, ge=1)
+    # Retention of jobs (with their results) and files, unless a request says otherwise.
+    file_retention_days: float = Field(default=30.0, gt=0)
+
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
 

@@ -1,6 +1,7 @@
 """Queue names, task names and Redis key names, in one place."""
 
 RUN_CHUNK_TASK = "sluice.run_chunk"
+INGEST_TASK = "sluice.ingest"
 MODEL_QUEUE_PREFIX = "sluice.model."
 
 

@@ -1,10 +1,19 @@
-"""ORM tables: tenants, API keys, jobs and chunks. The schema changes only through migrations/."""
+"""ORM tables: tenants, API keys, files, jobs and chunks; changed only through migrations/."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -46,6 +55,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
         Index("ix_jobs_model_status", "model", "status"),
+        Index("ix_jobs_expires_at", "expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -67,6 +77,49 @@ class Job(Base):
     cancelled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     expires_at: Mapped[float] = mapped_column(Float)
     last_dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Jobs from files: the file, what to do with invalid lines, and validation's findings.
+    input_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    on_invalid: Mapped[str] = mapped_column(String(8), server_default="fail", default="fail")
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    retry_of: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The ingest task's lease while the job is validating (as a chunk's, but for the job).
+    ingest_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    ingest_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ingest_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+
+
+class File(Base):
+    """An uploaded JSONL file; its bytes live in file_parts or a shared directory."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        Index("ix_files_tenant_id_id", "tenant_id", "id"),
+        Index("ix_files_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    storage: Mapped[str] = mapped_column(String(16))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class FilePart(Base):
+    """One compressed part of a file stored in the database."""
+
+    __tablename__ = "file_parts"
+
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Chunk(Base):

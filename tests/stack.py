@@ -89,6 +89,20 @@ class Stack:
         assert r.status_code == 201, r.text
         return r.json()
 
+    def upload(self, data: bytes, purpose: str = "jobs") -> dict:
+        """POST a JSONL file."""
+        r = self.http.post(
+            "/v1/files", files={"file": ("in.jsonl", data)}, data={"purpose": purpose}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def submit_file(self, file_id: str, model: str, **extra: object) -> dict:
+        """POST a job of an uploaded file."""
+        r = self.http.post("/v1/jobs", json={"model": model, "input_file_id": file_id, **extra})
+        assert r.status_code == 201, r.text
+        return r.json()
+
     def run_to_end(self, model: str, inputs: list[dict], params: dict) -> tuple[dict, list[dict]]:
         """POST a job, wait until it ends; the final job and its result lines, which must
         come in input order."""

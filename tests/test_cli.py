@@ -58,7 +58,15 @@ def test_submit_wait_status_results(sqlite_cfg, tmp_path):
         bad = tmp_path / "bad.jsonl"
         bad.write_text('{"input": "fine"}\n{"input": "broken\n')
         out = _sluice(["submit", str(bad), "--model", "tiny-embed"], env)
-        assert out.returncode == 2 and "bad.jsonl:2" in out.stderr
+        assert out.returncode == 1 and "invalid_json: line 2:" in out.stderr
+        mixed = tmp_path / "mixed.jsonl"
+        mixed.write_text('{"input": "fine"}\n{"input": 42}\n{"input": "also fine"}\n')
+        args = ["submit", str(mixed), "--model", "tiny-embed", "--wait"]
+        out = _sluice([*args, "--on-invalid", "skip"], env)
+        assert out.returncode == 0, out.stderr
+        assert "completed: 2 ok, 1 failed" in out.stderr and "line 2: invalid_input" in out.stderr
+        out = _sluice(args, env)
+        assert out.returncode == 1 and "failed: 0 ok, 0 failed" in out.stderr
         out = _sluice(["submit", str(data), "--model", "nope"], env)
         assert out.returncode == 1 and "unknown_model" in out.stderr
     finally:

@@ -8,7 +8,7 @@ import time
 from celery import Celery
 from redis import Redis
 
-from core.celery_app import send_chunk
+from core.celery_app import send_chunk, send_ingest
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import write_session
@@ -19,6 +19,7 @@ from core.store.chunks import (
     recent_chunk_seconds,
     requeue_undelivered,
 )
+from core.store.ingest import claim_ingests
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,28 @@ def queue_lease(configured: float, chunk_seconds: float, per_worker: int) -> flo
     return max(configured, 3.0 * per_worker * chunk_seconds)
 
 
+def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> int:
+    """Hand validating jobs of a model that no live ingest holds to an ingest task."""
+    with write_session(cfg.database_url) as session:
+        claimed = claim_ingests(
+            session=session,
+            model=model,
+            now=now,
+            lease=max(cfg.ingest_lease_seconds, cfg.queue_lease_seconds),
+            max_attempts=cfg.max_attempts,
+        )
+    for job_id, token in claimed:
+        try:
+            send_ingest(app, model=model, job_id=job_id, token=token)
+        except Exception:  # broker down: the lease lapses and the next round sends it again
+            log.exception("could not publish the ingest of %s", job_id)
+    return len(claimed)
+
+
 def dispatch_model(*, app: Celery, r: Redis, cfg: Settings, model: str) -> int:
     """Top up a model's queue to its target depth; return how many chunks were sent."""
     now = time.time()
+    dispatch_ingests(app=app, cfg=cfg, model=model, now=now)
     depth = target_depth(live_workers(r, cfg, model, now), cfg.queue_depth_per_worker)
     with write_session(cfg.database_url) as session:
         lock_dispatch(session=session, model=model)  # before counting, or two overfill

@@ -8,7 +8,9 @@ import time
 
 from core.constants import lock_key, nudge_key, workers_key
 from core.db import write_session
+from core.storage import storage_named
 from core.store.chunks import extend_lease, sweep_expired
+from core.store.retention import claim_expired_files, delete_expired_jobs
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch_model
 
@@ -91,6 +93,22 @@ class Housekeeper(threading.Thread):
             moved = sweep_expired(session=session, now=now, max_attempts=cfg.max_attempts)
         if any(moved.values()):
             log.info("sweep: %s", moved)
+        self.retention(now)
+
+    def retention(self, now: float) -> None:
+        """Delete jobs and files past their expiry (a batch a round)."""
+        cfg = self.ctx.cfg
+        with write_session(cfg.database_url) as session:
+            jobs = delete_expired_jobs(session=session, now=now)
+        with write_session(cfg.database_url) as session:
+            files = claim_expired_files(session=session, now=now)
+        for file_id, storage in files:
+            if storage != "db":  # database parts went with their row
+                storage_named(
+                    storage, database_url=cfg.database_url, files_dir=cfg.files_dir
+                ).delete(file_id)
+        if jobs or files:
+            log.info("retention: deleted %d jobs and %d files", jobs, len(files))
 
     def dispatch(self) -> None:
         """Top up the queue of every model this worker serves."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from core.celery_app import celery_app
-from core.constants import RUN_CHUNK_TASK
+from core.constants import INGEST_TASK, RUN_CHUNK_TASK
 from worker.context import get_context
+from worker.ingest import run_ingest
 from worker.run_chunk import execute_chunk
 
 
@@ -12,3 +13,9 @@ from worker.run_chunk import execute_chunk
 def run_chunk(chunk_id: int, token: str) -> str:
     """Run one chunk under its lease token."""
     return execute_chunk(get_context(), chunk_id, token)
+
+
+@celery_app.task(name=INGEST_TASK, ignore_result=True)
+def ingest(job_id: str, token: str) -> str:
+    """Check a job's file and write its chunks, under the job's ingest lease."""
+    return run_ingest(get_context(), job_id, token)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,23 +15,28 @@ from redis.exceptions import RedisError
 
 from api.deps import TenantDep
 from api.limits import check_rate
+from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import JobCreate, JobList, JobOut
-from api.validation import validate_job
+from api.validation import validate_job, validate_settings
 from api.views import change_signature, job_out
 from core import states
 from core.constants import nudge_key
 from core.db import read_session, write_session
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
+from core.store.files import get_file
+from core.store.ingest import create_file_job
 from core.store.jobs import (
+    JobSpec,
     cancel_job,
     create_job,
+    failed_items,
     get_job,
     list_jobs,
     prepare_chunks,
     stream_results,
 )
 from core.tables import Job
-from models.token_lengths import counter_for
+from models.token_lengths import char_lengths, counter_for
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -50,22 +55,59 @@ def _load(db: str, tenant_id: str, job_id: str) -> Job:
 def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     """Validate every input, then create the job and its chunks in one transaction."""
     state = request.app.state
-    spec = validate_job(body, state.registry, state.settings, measure=counter_for)
-    check_rate(
-        state.redis,
-        prefix=state.settings.redis_prefix,
-        tenant_id=tenant.id,
-        per_minute=state.settings.jobs_per_minute,
-    )
-    chunks = prepare_chunks(spec)
-    with write_session(state.settings.database_url) as session:
-        job = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
-    try:  # wake a dispatcher now; without it the next poll (a second) finds the job anyway
-        key = nudge_key(state.settings.redis_prefix, job.model)
+    if body.input_file_id is not None:
+        job = _submit_file_job(body, tenant.id, state)
+    else:
+        spec = validate_job(body, state.registry, state.settings, measure=counter_for)
+        _count_submission(state, tenant.id)
+        chunks = prepare_chunks(spec)
+        with write_session(state.settings.database_url) as session:
+            job = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
+    _nudge(state, job.model)
+    return job_out(job)
+
+
+def _nudge(state: Any, model: str) -> None:
+    """Wake a dispatcher now; without it the next poll (a second) finds the job anyway."""
+    try:
+        key = nudge_key(state.settings.redis_prefix, model)
         state.redis.pipeline().rpush(key, 1).ltrim(key, -8, -1).expire(key, 60).execute()
     except RedisError as exc:
         log.info("dispatch nudge not sent (%s); the next dispatch poll finds the job", exc)
-    return job_out(job)
+
+
+def _count_submission(state: Any, tenant_id: str) -> None:
+    check_rate(
+        state.redis,
+        prefix=state.settings.redis_prefix,
+        tenant_id=tenant_id,
+        per_minute=state.settings.jobs_per_minute,
+    )
+
+
+def _submit_file_job(body: JobCreate, tenant_id: str, state: Any) -> Job:
+    """A job in `validating` for a file of the tenant's; a worker checks its lines."""
+    cfg = state.settings
+    spec, params = validate_settings(body, state.registry, cfg)
+    with read_session(cfg.database_url) as session:
+        file = get_file(session=session, tenant_id=tenant_id, file_id=body.input_file_id or "")
+    if file is None:
+        raise NotFound(f"no file {body.input_file_id!r}", param="input_file_id")
+    _count_submission(state, tenant_id)
+    with write_session(cfg.database_url) as session:
+        return create_file_job(
+            session=session,
+            tenant_id=tenant_id,
+            model=spec.name,
+            task=spec.task,
+            params=params,
+            priority=body.priority,
+            metadata=dict(body.metadata),
+            input_file_id=file.id,
+            lines=file.lines,
+            on_invalid=body.on_invalid,
+            expires_after_seconds=body.expires_after or cfg.job_retention_days * 86400,
+        )
 
 
 @router.get("", response_model=JobList, summary="List your jobs, newest first")
@@ -116,18 +158,40 @@ async def get_my_job(
 
 @router.get(
     "/{job_id}/results",
-    summary="Stream results as JSONL, in input order",
+    summary="Stream results as JSONL, CSV or Parquet, in input order",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}},
 )
-def job_results(job_id: str, tenant: TenantDep, request: Request) -> StreamingResponse:
-    """Finished items so far, in input order, one JSON object a line."""
+def job_results(
+    job_id: str,
+    tenant: TenantDep,
+    request: Request,
+    fmt: Annotated[
+        ResultFormat,
+        Query(alias="format", description="jsonl (as stored), csv, or parquet"),
+    ] = "jsonl",
+    only: Annotated[
+        Literal["failed"] | None, Query(description="`failed`: only the failed items")
+    ] = None,
+) -> StreamingResponse:
+    """Finished items so far (a running job gives its finished ones), in input order."""
     db = request.app.state.settings.database_url
     job = _load(db, tenant.id, job_id)
+    dimensions = None
+    if fmt == "parquet" and job.task == "embed":
+        spec = request.app.state.registry.get(job.model)
+        dimensions = (job.params or {}).get("dimensions") or (spec and spec.output_size())
+    blocks = stream_results(session_factory=partial(read_session, db), job_id=job.id)
+    info = FORMATS[fmt]
     return StreamingResponse(
-        stream_results(session_factory=partial(read_session, db), job_id=job.id),
-        media_type="application/x-ndjson",
-        headers={"X-Sluice-Job-Status": job.status},
+        encode_results(
+            blocks, fmt=fmt, task=job.task, dimensions=dimensions, only_failed=only == "failed"
+        ),
+        media_type=info.media_type,
+        headers={
+            "X-Sluice-Job-Status": job.status,
+            "Content-Disposition": f'attachment; filename="{job.id}.{info.extension}"',
+        },
     )
 
 
@@ -139,3 +203,43 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
     if job is None:
         raise NotFound(f"no job {job_id!r}", param="job_id")
     return job_out(job)
+
+
+@router.post(
+    "/{job_id}/retry", status_code=201, response_model=JobOut, summary="Retry the failed items"
+)
+def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
+    """A new job of the finished job's failed items (same model, params, priority and
+    metadata; custom_ids kept), linked to it by `retry_of`. Lines that failed validation
+    are not retried: their input cannot run."""
+    state = request.app.state
+    cfg = state.settings
+    job = _load(cfg.database_url, tenant.id, job_id)
+    if job.status not in states.JOB_TERMINAL:
+        raise Conflict(
+            f"job is {job.status}; retry it when it has finished",
+            code="job_not_finished",
+            param="job_id",
+        )
+    items = failed_items(session_factory=partial(read_session, cfg.database_url), job_id=job.id)
+    if not items:
+        raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
+    _count_submission(state, tenant.id)
+    spec = JobSpec(
+        model=job.model,
+        task=job.task,
+        items=items,
+        params=job.params,
+        priority=job.priority,
+        metadata=job.meta,
+        chunk_size=state.registry[job.model].chunk_size if job.model in state.registry else 512,
+        expires_after_seconds=cfg.job_retention_days * 86400,
+        lengths=char_lengths([v for _, v in items]),
+        bucket_window=cfg.bucket_window_items,
+        retry_of=job.id,
+    )
+    chunks = prepare_chunks(spec)
+    with write_session(cfg.database_url) as session:
+        new = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
+    _nudge(state, new.model)
+    return job_out(new)

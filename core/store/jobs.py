@@ -8,12 +8,20 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+import orjson
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import states
 from core.chunking import bucket_chunks
-from core.codec import InputRecord, merge_in_order, pack_indices, pack_inputs
+from core.codec import (
+    InputRecord,
+    merge_in_order,
+    pack_indices,
+    pack_inputs,
+    unpack_inputs,
+    unpack_lines,
+)
 from core.ids import new_id
 from core.tables import Chunk, Job
 
@@ -30,6 +38,7 @@ class JobSpec:
     metadata: dict[str, Any] = field(default_factory=dict)
     chunk_size: int = 512
     expires_after_seconds: float = 30 * 86400
+    retry_of: str | None = None
     # Sort keys for length bucketing, one per item (None: keep input order).
     lengths: Sequence[int] | None = None
     bucket_window: int = 4096
@@ -90,6 +99,7 @@ def create_job(
         created_at=now,
         updated_at=now,
         expires_at=now + spec.expires_after_seconds,
+        retry_of=spec.retry_of,
     )
     session.add(job)
     session.flush()
@@ -152,6 +162,17 @@ def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
     if job is None or job.status in states.JOB_TERMINAL or job.status == states.CANCELLING:
         return job
     now = time.time()
+    if job.status == states.VALIDATING:  # nothing runs yet: cancelled at once, no chunks kept
+        job.status, job.cancelled_at, job.finished_at, job.updated_at = (
+            states.CANCELLED,
+            now,
+            now,
+            now,
+        )
+        job.ingest_token = job.ingest_expires_at = None
+        session.flush()
+        session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+        return job
     job.status, job.cancelled_at, job.updated_at = states.CANCELLING, now, now
     session.flush()
     session.execute(
@@ -207,3 +228,32 @@ def stream_results(
                 buffer, size = [], 0
         if buffer:
             yield b"".join(buffer)
+
+
+def failed_items(
+    *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
+) -> list[tuple[str | None, Any]]:
+    """(custom_id, input) of a job's failed items, in input order, for a retry. Items that
+    failed validation have no runnable input and are left out."""
+    out: list[tuple[int, str | None, Any]] = []
+    after = -1
+    while True:  # chunk by chunk, each read in a short session
+        with session_factory() as session:
+            row = session.execute(
+                select(Chunk.id, Chunk.inputs, Chunk.outputs)
+                .where(Chunk.job_id == job_id, Chunk.id > after, Chunk.failed > 0)
+                .order_by(Chunk.id)
+                .limit(1)
+            ).first()
+        if row is None:
+            break
+        after, inputs, outputs = row
+        records = {r[0]: r for r in unpack_inputs(inputs)}
+        for line in unpack_lines(outputs or b""):
+            if b'"error":{' not in line:
+                continue
+            index = orjson.loads(line)["index"]
+            if index in records:
+                out.append(records[index])
+    out.sort(key=lambda r: r[0])
+    return [(cid, value) for _, cid, value in out]

@@ -1,0 +1,306 @@
+"""Result downloads: a job's JSONL result lines re-encoded as JSONL, CSV or Parquet,
+streamed block by block in input order, holding at most one block or row group."""
+
+from __future__ import annotations
+
+import csv
+import io
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ResultFormat = Literal["jsonl", "csv", "parquet"]
+
+
+class FormatInfo(NamedTuple):
+    """How a download format is served: its media type and file extension."""
+
+    media_type: str
+    extension: str
+
+
+FORMATS: dict[str, FormatInfo] = {
+    "jsonl": FormatInfo("application/x-ndjson", "jsonl"),
+    "csv": FormatInfo("text/csv", "csv"),
+    "parquet": FormatInfo("application/vnd.apache.parquet", "parquet"),
+}
+TASKS = ("embed", "classify", "generate")
+ROW_GROUP_ROWS = 8192
+# Long texts and wide embeddings close a row group early: 32 MiB of result lines at most.
+ROW_GROUP_BYTES = 1 << 25
+# orjson writes no spaces and escapes every quote inside a string, so these bytes can only
+# be an "error" key whose value is an object starting with "code" (a failed item).
+ERROR_MARK = b'"error":{"code"'
+
+CSV_TASK_COLUMNS = {
+    "embed": ("embedding",),
+    "classify": ("label", "score", "labels", "scores"),
+    "generate": ("text", "finish_reason"),
+}
+TAIL_COLUMNS = ("prompt_tokens", "completion_tokens", "truncated", "error_code", "error_message")
+TAIL_TYPES = (pa.int32(), pa.int32(), pa.bool_(), pa.string(), pa.string())
+
+
+def is_failure(line: bytes) -> bool:
+    """Whether a result line records a failed item (parsed only when the mark is there)."""
+    if ERROR_MARK not in line:
+        return False
+    item = orjson.loads(line)
+    return isinstance(item, dict) and isinstance(item.get("error"), dict)
+
+
+def _line_batches(blocks: Iterable[bytes], only_failed: bool) -> Iterator[list[bytes]]:
+    """Each block's complete lines, without newlines; a line split across blocks is joined."""
+    rest = b""
+    for block in blocks:
+        parts = (rest + block if rest else block).split(b"\n")
+        rest = parts.pop()
+        yield [p for p in parts if p.strip() and (not only_failed or is_failure(p))]
+    if rest.strip() and (not only_failed or is_failure(rest)):
+        yield [rest]
+
+
+def _task_values(task: str, output: Any) -> tuple[Any, ...]:
+    """An item's task columns as Parquet stores them (all None when the item failed)."""
+    if task == "embed":
+        return (output,)
+    if task == "classify":
+        if output is None:
+            return (None, None)
+        return [str(x["label"]) for x in output], [x["score"] for x in output]
+    return (None, None) if output is None else (output.get("text"), output.get("finish_reason"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One result line, parsed: its position, task columns and common trailing columns."""
+
+    index: int
+    custom_id: str | None
+    values: tuple[Any, ...]
+    tail: tuple[Any, ...]
+
+
+def _parse(line: bytes, task: str) -> _Row:
+    """A result line as a row; a failure has null outputs, usage and truncation."""
+    item = orjson.loads(line)
+    error = item.get("error")
+    if isinstance(error, dict):
+        values = _task_values(task, None)
+        tail: tuple[Any, ...] = (None, None, None, error.get("code"), error.get("message"))
+    else:
+        usage = item.get("usage") or {}
+        values = _task_values(task, item.get("output"))
+        tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        tail = (*tokens, bool(item.get("truncated")), None, None)
+    return _Row(item["index"], item.get("custom_id"), values, tail)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _csv_cells(task: str, row: _Row) -> list[Any]:
+    """One CSV record: nested values as JSON text, booleans as true/false, nulls empty."""
+    if task == "embed":
+        middle: list[Any] = [_json(row.values[0])]
+    elif task == "classify":
+        labels, scores = row.values
+        top = [labels[0], scores[0]] if labels else [None, None]
+        middle = [*top, _json(labels), _json(scores)]
+    else:
+        middle = list(row.values)
+    truncated = row.tail[2]
+    tail = [*row.tail[:2], None if truncated is None else str(truncated).lower(), *row.tail[3:]]
+    return [row.index, row.custom_id, *middle, *tail]
+
+
+def _encode_csv(batches: Iterator[list[bytes]], task: str) -> Iterator[bytes]:
+    """A header, then one record per item; one yield per block."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(("index", "custom_id", *CSV_TASK_COLUMNS[task], *TAIL_COLUMNS))
+    for lines in batches:
+        writer.writerows(_csv_cells(task, _parse(line, task)) for line in lines)
+        if buf.tell():
+            yield buf.getvalue().encode()
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue().encode()
+
+
+def parquet_schema(task: str, dimensions: int | None) -> pa.Schema:
+    """The Parquet schema of a task's results; embeddings are fixed-size lists when the
+    width is known, else (no width given, none seen before the first row group) lists."""
+    vector = pa.list_(pa.float32(), dimensions) if dimensions else pa.list_(pa.float32())
+    middle = {
+        "embed": [("embedding", vector)],
+        "classify": [("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))],
+        "generate": [("text", pa.string()), ("finish_reason", pa.string())],
+    }[task]
+    head = [pa.field("index", pa.int64(), nullable=False), pa.field("custom_id", pa.string())]
+    tail = [pa.field(name, kind) for name, kind in zip(TAIL_COLUMNS, TAIL_TYPES, strict=True)]
+    return pa.schema([*head, *(pa.field(name, kind) for name, kind in middle), *tail])
+
+
+class _Drain(io.RawIOBase):
+    """A write-only file that hands over what was written since the last take()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        self.position += len(self.parts[-1])
+        return len(self.parts[-1])
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+class _RowGroup:
+    """One row group being filled: embeddings packed as float32, other columns as lists."""
+
+    def __init__(self, task: str) -> None:
+        self.embed = task == "embed"
+        self.index: list[int] = []
+        self.custom_id: list[str | None] = []
+        self.values: list[list[Any]] = [[] for _ in _task_values(task, None)]
+        self.tail: list[list[Any]] = [[] for _ in TAIL_COLUMNS]
+        self.vectors = array("f")
+        self.slots: list[int | None] = []  # each row's vector number; None where it failed
+        self.n_vectors = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, row: _Row) -> None:
+        """Append one row."""
+        self.index.append(row.index)
+        self.custom_id.append(row.custom_id)
+        for column, value in zip(self.tail, row.tail, strict=True):
+            column.append(value)
+        if not self.embed:
+            for column, value in zip(self.values, row.values, strict=True):
+                column.append(value)
+            return
+        vector = row.values[0]
+        if vector is None:
+            self.slots.append(None)
+            return
+        start = len(self.vectors)
+        try:
+            self.vectors.extend(vector)
+        except TypeError:  # orjson writes NaN as null
+            del self.vectors[start:]
+            self.vectors.extend(float("nan") if v is None else v for v in vector)
+        self.slots.append(self.n_vectors)
+        self.n_vectors += 1
+
+    def _embeddings(self, vector_type: pa.DataType) -> pa.Array:
+        if not self.n_vectors:
+            return pa.nulls(len(self.slots), vector_type)
+        buffers = [None, pa.py_buffer(self.vectors)]
+        flat = pa.Array.from_buffers(pa.float32(), len(self.vectors), buffers)
+        if pa.types.is_fixed_size_list(vector_type):
+            dense = pa.FixedSizeListArray.from_arrays(flat, type=vector_type)
+        else:
+            step = len(self.vectors) // self.n_vectors
+            offsets = pa.array(range(0, len(self.vectors) + 1, step), pa.int32())
+            dense = pa.ListArray.from_arrays(offsets, flat, type=vector_type)
+        if self.n_vectors < len(self.slots):  # a null slot takes a null row
+            dense = dense.take(pa.array(self.slots, pa.int32()))
+        return dense
+
+    def write_to(self, writer: pq.ParquetWriter) -> None:
+        """Write the rows as one row group of the writer's schema."""
+        fields = list(writer.schema)
+        middle_fields = fields[2 : 2 + len(self.values)]
+        if self.embed:
+            middle = [self._embeddings(middle_fields[0].type)]
+        else:
+            middle = [pa.array(v, f.type) for v, f in zip(self.values, middle_fields, strict=True)]
+        tail_fields = fields[-len(TAIL_COLUMNS) :]
+        tail = [pa.array(v, f.type) for v, f in zip(self.tail, tail_fields, strict=True)]
+        head = [pa.array(self.index, pa.int64()), pa.array(self.custom_id, pa.string())]
+        table = pa.Table.from_arrays([*head, *middle, *tail], schema=writer.schema)
+        writer.write_table(table, row_group_size=len(self))
+
+
+def _open_writer(sink: _Drain, task: str, dimensions: int | None) -> pq.ParquetWriter:
+    """A Parquet writer; only flat columns get dictionaries and statistics."""
+    schema = parquet_schema(task, dimensions)
+    flat = [f.name for f in schema if not pa.types.is_nested(f.type)]
+    return pq.ParquetWriter(
+        sink, schema, compression="zstd", use_dictionary=flat, write_statistics=flat
+    )
+
+
+def _encode_parquet(
+    batches: Iterator[list[bytes]], task: str, dimensions: int | None, row_group_rows: int
+) -> Iterator[bytes]:
+    """Row groups written as they fill, each drained at once; the footer at the end.
+
+    The schema is fixed when the first row group is written: without a given width, the
+    embeddings' width is that of the first vector seen by then.
+    """
+    sink = _Drain()
+    writer: pq.ParquetWriter | None = None
+    group, size = _RowGroup(task), 0
+    for lines in batches:
+        for line in lines:
+            row, size = _parse(line, task), size + len(line)
+            vector = row.values[0] if group.embed else None
+            if vector is not None:
+                dimensions = dimensions or len(vector)
+                if len(vector) != dimensions:
+                    raise ValueError(f"item {row.index}: {len(vector)} values, not {dimensions}")
+            group.add(row)
+            if len(group) >= row_group_rows or size >= ROW_GROUP_BYTES:
+                writer = writer or _open_writer(sink, task, dimensions)
+                group.write_to(writer)
+                group, size = _RowGroup(task), 0
+                yield sink.take()
+    writer = writer or _open_writer(sink, task, dimensions)
+    if len(group):
+        group.write_to(writer)
+    writer.close()
+    yield sink.take()
+
+
+def encode_results(
+    blocks: Iterable[bytes],
+    *,
+    fmt: str,
+    task: str,
+    dimensions: int | None = None,
+    only_failed: bool = False,
+    row_group_rows: int = ROW_GROUP_ROWS,
+) -> Iterator[bytes]:
+    """Result-line blocks (as stream_results yields them) encoded in `fmt`, in order."""
+    if fmt not in FORMATS or task not in TASKS:
+        raise ValueError(f"unknown result format {fmt!r} or task {task!r}")
+    if fmt == "jsonl" and not only_failed:
+        return iter(blocks)
+    batches = _line_batches(blocks, only_failed)
+    if fmt == "jsonl":
+        return (b"".join(line + b"\n" for line in lines) for lines in batches if lines)
+    if fmt == "csv":
+        return _encode_csv(batches, task)
+    return _encode_parquet(batches, task, dimensions, row_group_rows)

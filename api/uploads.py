@@ -1,0 +1,182 @@
+"""Streaming a multipart file upload into storage: the body is parsed as it arrives, every
+line is checked (UTF-8, one JSON object, a length limit) and written through in parts, so
+an upload of any size holds about one block in memory and a bad line is refused with its
+number before anything is kept."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi.concurrency import run_in_threadpool
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from core.errors import InvalidInput, TooLarge
+from core.jsonl import LineError, LineSplitter, is_blank, parse_object
+from core.storage import PartWriter
+
+HAND_OFF_BYTES = 1 << 20
+MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class UploadLimits:
+    """What one upload may hold."""
+
+    max_bytes: int
+    max_line_bytes: int
+    max_lines: int
+
+
+class LineSink:
+    """Checks and stores the file part's bytes: size, lines, digest."""
+
+    def __init__(self, writer: PartWriter, limits: UploadLimits) -> None:
+        self.writer, self.limits = writer, limits
+        self.splitter = LineSplitter(limits.max_line_bytes)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+
+    def consume(self, block: bytes) -> None:
+        """Check one block's complete lines, then store the block."""
+        self.size += len(block)
+        if self.size > self.limits.max_bytes:
+            raise TooLarge(
+                f"file is larger than {self.limits.max_bytes} bytes",
+                code="file_too_large",
+                param="file",
+            )
+        self._check(self.splitter.feed(block))
+        self.digest.update(block)
+        self.writer.write(block)
+
+    def finish(self) -> None:
+        """Check the last line, and store everything still buffered."""
+        self._check(self.splitter.finish())
+        if self.lines == 0:
+            raise InvalidInput("file has no lines", code="empty_file", param="file")
+        self.writer.close()
+
+    def _check(self, lines: object) -> None:
+        try:
+            for number, line in lines:  # type: ignore[attr-defined]
+                if is_blank(line):
+                    continue
+                parse_object(number, line)
+                self.lines += 1
+        except LineError as exc:
+            raise InvalidInput(
+                f"line {exc.line}: {exc.message}",
+                code=exc.code,
+                param="file",
+                details={"line": exc.line},
+            ) from None
+        if self.lines > self.limits.max_lines:
+            raise TooLarge(
+                f"file has more than {self.limits.max_lines} lines",
+                code="too_many_items",
+                param="file",
+            )
+
+
+@dataclass
+class _Parts:
+    """Parser state: the fields seen so far and the file part's pending bytes."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    filename: str | None = None
+    pending: list[bytes] = field(default_factory=list)
+    pending_bytes: int = 0
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    header_name: bytes = b""
+    header_value: bytes = b""
+    name: str = ""
+    in_file: bool = False
+    files_seen: int = 0
+    value: bytearray = field(default_factory=bytearray)
+
+
+def _boundary(content_type: str) -> bytes:
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data" or not options.get(b"boundary"):
+        raise InvalidInput(
+            "send the file as multipart/form-data with a `file` part",
+            code="expected_multipart",
+            param="file",
+        )
+    return options[b"boundary"]
+
+
+def _callbacks(st: _Parts) -> dict[str, object]:
+    def on_part_begin() -> None:
+        st.headers, st.name, st.in_file, st.value = {}, "", False, bytearray()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        st.header_name += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        st.header_value += data[start:end]
+
+    def on_header_end() -> None:
+        st.headers[st.header_name.lower()] = st.header_value
+        st.header_name, st.header_value = b"", b""
+
+    def on_headers_finished() -> None:
+        _, options = parse_options_header(st.headers.get(b"content-disposition", b""))
+        st.name = options.get(b"name", b"").decode("utf-8", "replace")
+        if st.name == "file":
+            st.in_file = True
+            st.files_seen += 1
+            st.filename = options.get(b"filename", b"upload.jsonl").decode("utf-8", "replace")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if st.in_file:
+            st.pending.append(data[start:end])
+            st.pending_bytes += end - start
+        else:
+            st.value += data[start:end]
+            if len(st.value) > MAX_FIELD_BYTES:
+                raise InvalidInput(f"form field {st.name!r} is too long", param=st.name)
+
+    def on_part_end() -> None:
+        if not st.in_file and st.name:
+            st.fields[st.name] = st.value.decode("utf-8", "replace")
+
+    return {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+
+
+async def receive_upload(
+    content_type: str, body: AsyncIterator[bytes], sink: LineSink
+) -> tuple[dict[str, str], str]:
+    """Stream a multipart body: the file part into the sink, the other parts as fields.
+
+    Returns the fields and the file's name. The caller aborts the sink's writer on error.
+    """
+    st = _Parts()
+    parser = MultipartParser(_boundary(content_type), _callbacks(st))  # type: ignore[arg-type]
+    async for chunk in body:
+        parser.write(chunk)
+        if st.files_seen > 1:
+            raise InvalidInput("send one `file` part per upload", param="file")
+        if st.pending_bytes >= HAND_OFF_BYTES:
+            block = b"".join(st.pending)
+            st.pending, st.pending_bytes = [], 0
+            await run_in_threadpool(sink.consume, block)  # parse and store off the event loop
+    parser.finalize()
+    if st.files_seen == 0:
+        raise InvalidInput("the upload has no `file` part", code="missing_file", param="file")
+    if st.pending:
+        await run_in_threadpool(sink.consume, b"".join(st.pending))
+        st.pending, st.pending_bytes = [], 0
+    await run_in_threadpool(sink.finish)
+    return st.fields, st.filename or "upload.jsonl"

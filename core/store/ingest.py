@@ -1,0 +1,226 @@
+"""Jobs from files: creation (validating), the ingest lease, writing chunks, the verdict.
+
+The ingest of a job runs under a lease on the job row, as a chunk runs under its own: a
+worker that dies mid-ingest lets the lease lapse, the dispatcher hands the job to another
+ingest (which starts over), and only the holder of the current token may write chunks or
+move the job out of `validating`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from core import states
+from core.ids import new_id, new_token
+from core.store.jobs import finish_job_if_done
+from core.tables import Chunk, Job
+
+
+def create_file_job(
+    *,
+    session: Session,
+    tenant_id: str,
+    model: str,
+    task: str,
+    params: dict[str, Any],
+    priority: int,
+    metadata: dict[str, Any],
+    input_file_id: str,
+    lines: int,
+    on_invalid: str,
+    expires_after_seconds: float,
+    retry_of: str | None = None,
+) -> Job:
+    """A job in `validating`, waiting for an ingest to read its file."""
+    now = time.time()
+    job = Job(
+        id=new_id("job"),
+        tenant_id=tenant_id,
+        model=model,
+        task=task,
+        params=params,
+        meta=metadata,
+        priority=priority,
+        status=states.VALIDATING,
+        total=lines,
+        completed=0,
+        failed=0,
+        chunk_count=0,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + expires_after_seconds,
+        input_file_id=input_file_id,
+        on_invalid=on_invalid,
+        retry_of=retry_of,
+        ingest_attempts=0,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def claim_ingests(
+    *, session: Session, model: str, now: float, lease: float, max_attempts: int, limit: int = 4
+) -> list[tuple[str, str]]:
+    """(job id, token) of validating jobs of a model that no live ingest holds, now leased
+    to a new one; a job whose ingest has died max_attempts times fails instead."""
+    free = or_(Job.ingest_token.is_(None), Job.ingest_expires_at < now)
+    rows = session.execute(
+        select(Job.id, Job.ingest_attempts, Job.ingest_token)
+        .where(Job.model == model, Job.status == states.VALIDATING, free)
+        .order_by(Job.priority.desc(), Job.id)
+        .limit(limit)
+    ).all()
+    out: list[tuple[str, str]] = []
+    for job_id, attempts, old_token in rows:
+        same = (
+            Job.id == job_id,
+            Job.status == states.VALIDATING,
+            Job.ingest_token.is_(None) if old_token is None else Job.ingest_token == old_token,
+        )
+        if attempts >= max_attempts:
+            error = {
+                "code": "ingest_failed",
+                "message": f"validating the file failed {attempts} times",
+            }
+            session.execute(
+                update(Job)
+                .where(*same)
+                .values(
+                    status=states.FAILED,
+                    errors={"data": [error], "invalid_lines": 0},
+                    ingest_token=None,
+                    ingest_expires_at=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+            continue
+        token = new_token()
+        moved = session.execute(
+            update(Job)
+            .where(*same)
+            .values(
+                ingest_token=token,
+                ingest_expires_at=now + lease,
+                ingest_attempts=Job.ingest_attempts + 1,
+                updated_at=now,
+            )
+        )
+        if moved.rowcount == 1:  # type: ignore[attr-defined]
+            out.append((job_id, token))
+    return out
+
+
+def _held(job_id: str, token: str) -> Any:
+    return (Job.id == job_id, Job.status == states.VALIDATING, Job.ingest_token == token)
+
+
+def hold_ingest(*, session: Session, job_id: str, token: str, now: float, lease: float) -> bool:
+    """Extend the ingest lease; False when it was lost (stop)."""
+    moved = session.execute(
+        update(Job).where(*_held(job_id, token)).values(ingest_expires_at=now + lease)
+    )
+    return moved.rowcount == 1  # type: ignore[attr-defined]
+
+
+def load_ingest(*, session: Session, job_id: str, token: str) -> Job | None:
+    """The job, if this token holds its ingest."""
+    return session.scalar(select(Job).where(*_held(job_id, token)))
+
+
+def clear_chunks(*, session: Session, job_id: str) -> None:
+    """Remove what an earlier, interrupted ingest wrote."""
+    session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+
+
+def add_chunks(
+    *,
+    session: Session,
+    job_id: str,
+    token: str,
+    rows: list[dict[str, Any]],
+    now: float,
+    lease: float,
+) -> bool:
+    """Insert chunk rows if the ingest still holds the job (and extend its lease)."""
+    if not hold_ingest(session=session, job_id=job_id, token=token, now=now, lease=lease):
+        return False
+    if rows:
+        session.execute(insert(Chunk), [{**row, "job_id": job_id} for row in rows])
+    return True
+
+
+def accept_ingest(
+    *,
+    session: Session,
+    job_id: str,
+    token: str,
+    total: int,
+    failed: int,
+    chunk_count: int,
+    errors: dict[str, Any] | None,
+    now: float,
+) -> bool:
+    """The file is valid (or its invalid lines are skipped): the job is queued."""
+    moved = session.execute(
+        update(Job)
+        .where(*_held(job_id, token))
+        .values(
+            status=states.QUEUED,
+            total=total,
+            failed=failed,
+            chunk_count=chunk_count,
+            errors=errors,
+            ingest_token=None,
+            ingest_expires_at=None,
+            updated_at=now,
+        )
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    finish_job_if_done(session=session, job_id=job_id, now=now)  # every item may be invalid
+    return True
+
+
+def reject_ingest(
+    *, session: Session, job_id: str, token: str, errors: dict[str, Any], now: float
+) -> bool:
+    """The file is invalid: the job fails with its errors, and keeps no chunks."""
+    moved = session.execute(
+        update(Job)
+        .where(*_held(job_id, token))
+        .values(
+            status=states.FAILED,
+            errors=errors,
+            ingest_token=None,
+            ingest_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    clear_chunks(session=session, job_id=job_id)
+    return True
+
+
+def cancel_validating(*, session: Session, job_id: str, now: float) -> None:
+    """A validating job cancelled by its owner: no ingest may finish it any more."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == states.VALIDATING)
+        .values(
+            status=states.CANCELLED,
+            ingest_token=None,
+            ingest_expires_at=None,
+            cancelled_at=now,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    clear_chunks(session=session, job_id=job_id)
