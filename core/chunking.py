@@ -50,3 +50,14 @@ def bucket_chunks(
         for piece in cut_chunks(by_length, chunk_size):
             out.append((bucket, sorted(piece)))
     return out
+
+
+def chunk_size_for(
+    per_item_seconds: float | None, *, default: int, target_seconds: float, max_items: int
+) -> int:
+    """Items per chunk: enough for about target_seconds of compute, so the fixed cost of a
+    chunk (dispatch, a few transactions, encoding) stays a small share; never fewer than
+    the model's configured chunk_size, never more than max_items."""
+    if not per_item_seconds or per_item_seconds <= 0:
+        return default
+    return int(min(max_items, max(default, target_seconds / per_item_seconds)))

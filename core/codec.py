@@ -9,20 +9,38 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
+import zstandard
 
 # One input record: [index, custom_id, input]; stored optionally with a 4th field, the
 # item's token count (when the API counted with the model's tokenizer).
 InputRecord = tuple[int, str | None, Any]
 
 
-def pack_inputs(records: Iterable[tuple[Any, ...]], level: int = 6) -> bytes:
+# Blobs are zstd frames (3x faster than zlib at a better ratio on result lines, and faster
+# to read back); blobs written before are zlib streams, told apart by zstd's magic number.
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def compress(data: bytes, level: int = 1) -> bytes:
+    """A zstd frame of the data (compressors are cheap to make and not thread-safe)."""
+    return zstandard.ZstdCompressor(level=level).compress(data)
+
+
+def decompress(blob: bytes) -> bytes:
+    """The data of a zstd frame, or of an older zlib stream."""
+    if blob[:4] == ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().decompress(blob)
+    return zlib.decompress(blob)
+
+
+def pack_inputs(records: Iterable[tuple[Any, ...]], level: int = 3) -> bytes:
     """Compress a chunk's input records (with or without token counts)."""
-    return zlib.compress(orjson.dumps(list(records)), level)
+    return compress(orjson.dumps(list(records)), level)
 
 
 def unpack_inputs_with_counts(blob: bytes) -> tuple[list[InputRecord], list[int] | None]:
     """A chunk's input records, and their token counts if every record carries one."""
-    raw = orjson.loads(zlib.decompress(blob))
+    raw = orjson.loads(decompress(blob))
     records = [(r[0], r[1], r[2]) for r in raw]
     counts = [r[3] for r in raw] if raw and all(len(r) > 3 for r in raw) else None
     return records, counts
@@ -35,12 +53,12 @@ def unpack_inputs(blob: bytes) -> list[InputRecord]:
 
 def pack_lines(lines: Iterable[bytes]) -> bytes:
     """Compress result lines (each one JSON object, no newline) into one blob."""
-    return zlib.compress(b"".join(line + b"\n" for line in lines), 1)
+    return compress(b"".join(line + b"\n" for line in lines), 1)
 
 
 def unpack_lines(blob: bytes) -> Iterator[bytes]:
     """The result lines of a blob, each ending with a newline."""
-    data = zlib.decompress(blob)
+    data = decompress(blob)
     start = 0
     while start < len(data):
         end = data.index(b"\n", start) + 1

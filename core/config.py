@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     job_retention_days: float = Field(default=30.0, gt=0)
     # Items are sorted by length within windows of this many before chunks are cut.
     bucket_window_items: int = Field(default=4096, ge=1)
+    # Chunks grow past a model's chunk_size to about this much compute each (measured on
+    # its recent chunks, or on a sample of the file), up to max_chunk_items.
+    chunk_target_seconds: float = Field(default=2.0, gt=0)
+    max_chunk_items: int = Field(default=16384, ge=1)
 
     # Uploaded files: size limit, where their bytes go (the database in parts unless a
     # directory every API and worker host shares is set), and how jobs read them.

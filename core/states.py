@@ -51,6 +51,8 @@ C_CANCELLED = "cancelled"
 
 CHUNK_TERMINAL = frozenset({C_DONE, C_FAILED, C_CANCELLED})
 CHUNK_LEASED = frozenset({C_QUEUED, C_RUNNING})
+CHUNK_OPEN = frozenset({C_PENDING, C_QUEUED, C_RUNNING})
+CHUNK_STARTED = frozenset({C_RUNNING}) | CHUNK_TERMINAL
 
 CHUNK_TRANSITIONS: Mapping[str, frozenset[str]] = {
     C_PENDING: frozenset({C_QUEUED, C_CANCELLED}),

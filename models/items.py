@@ -37,13 +37,13 @@ def _valid_unicode(value: str) -> bool:
     return True
 
 
-def check_custom_id(custom_id: Any, limits: ItemLimits) -> str | None:
+def check_custom_id(custom_id: Any, limits: ItemLimits, check_unicode: bool = True) -> str | None:
     """The custom_id, if it is absent or a valid string within the limit."""
     if custom_id is None:
         return None
     if not isinstance(custom_id, str):
         raise ItemInvalid("invalid_custom_id", "custom_id must be a string", "custom_id")
-    if not _valid_unicode(custom_id):
+    if check_unicode and not _valid_unicode(custom_id):
         raise ItemInvalid("invalid_input", "custom_id is not valid Unicode", "custom_id")
     if len(custom_id) > limits.max_custom_id_chars:
         raise ItemInvalid(
@@ -54,7 +54,7 @@ def check_custom_id(custom_id: Any, limits: ItemLimits) -> str | None:
     return custom_id
 
 
-def check_item(task: str, value: Any, limits: ItemLimits) -> Any:
+def check_item(task: str, value: Any, limits: ItemLimits, check_unicode: bool = True) -> Any:
     """The input in the runner's shape, if it suits the task and the limits."""
     try:
         shaped = check_input(task, value)
@@ -66,18 +66,19 @@ def check_item(task: str, value: Any, limits: ItemLimits) -> Any:
         raise ItemInvalid(
             "input_too_large", f"input has {size} characters; at most {limits.max_input_chars}"
         )
-    if not all(_valid_unicode(t) for t in texts):
+    if check_unicode and not all(_valid_unicode(t) for t in texts):
         raise ItemInvalid("invalid_input", "input is not valid Unicode")
     return shaped
 
 
 def check_line(task: str, line: dict[str, Any], limits: ItemLimits) -> tuple[str | None, Any]:
-    """(custom_id, input) of one native JSONL line: {"custom_id"?, "input"}."""
+    """(custom_id, input) of one native JSONL line: {"custom_id"?, "input"}, as parsed by
+    orjson (which refuses lone surrogates, so the strings are valid Unicode already)."""
     unknown = line.keys() - LINE_FIELDS
     if unknown:
         name = sorted(unknown)[0]
         raise ItemInvalid("unknown_field", f"unknown field {name!r}", name)
     if "input" not in line:
         raise ItemInvalid("missing_input", 'line has no "input"')
-    custom_id = check_custom_id(line.get("custom_id"), limits)
-    return custom_id, check_item(task, line["input"], limits)
+    custom_id = check_custom_id(line.get("custom_id"), limits, check_unicode=False)
+    return custom_id, check_item(task, line["input"], limits, check_unicode=False)

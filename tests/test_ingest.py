@@ -92,7 +92,8 @@ def _lines(n, bad: dict[int, bytes] | None = None) -> bytes:
 
 
 def test_a_valid_file_becomes_bucketed_chunks(cfg, api, alice, tiny_runner):
-    cfg = cfg.model_copy(update={"bucket_window_items": 1000})
+    # a tiny compute target keeps the model's own chunk_size (200)
+    cfg = cfg.model_copy(update={"bucket_window_items": 1000, "chunk_target_seconds": 1e-9})
     job = _file_job(api, alice, _lines(2500))
     assert job["status"] == "validating" and job["counts"]["total"] == 2500
     assert job["input_file_id"].startswith("file_")
@@ -239,3 +240,16 @@ def test_file_jobs_are_checked_before_they_exist(cfg, api, alice):
     job = _file_job(api, alice, _lines(3))
     file_id = job["input_file_id"]
     assert api.delete(f"/v1/files/{file_id}", headers=alice).status_code == 409
+
+
+def test_chunks_grow_to_the_compute_target(cfg, api, alice, tiny_runner):
+    """With no history the ingest times the model on the file's first lines, and cuts
+    chunks of about chunk_target_seconds; later jobs size from the finished chunks."""
+    cfg = cfg.model_copy(update={"chunk_target_seconds": 0.5, "max_chunk_items": 3000})
+    _file_job(api, alice, _lines(12_000))
+    ((job_id, token),) = _claim(cfg)
+    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "queued"
+    with read_session(cfg.database_url) as s:
+        sizes = list(s.scalars(select(Chunk.n_items).where(Chunk.job_id == job_id)))
+    assert sum(sizes) == 12_000
+    assert max(sizes) > 200 and max(sizes) <= 3000  # tiny-embed's chunk_size is 200

@@ -44,11 +44,13 @@ def test_worker_refuses_an_unmigrated_database(tmp_path, registry_file):
 
 
 def test_0002_backfills_chunks_written_before_buckets(tmp_path):
+    import zlib
     from functools import partial
 
+    import orjson
     from sqlalchemy import text
 
-    from core.codec import pack_inputs, pack_lines, result_line
+    from core.codec import result_line
     from core.db import read_session
     from core.store.jobs import stream_results
 
@@ -71,8 +73,11 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
                 ),
                 {
                     "seq": seq,
-                    "inp": pack_inputs((i, f"c{i}", "x") for i in idx),
-                    "out": pack_lines(result_line(i, f"c{i}", [i]) for i in idx),
+                    # blobs as that revision wrote them (zlib), which are still read
+                    "inp": zlib.compress(orjson.dumps([(i, f"c{i}", "x") for i in idx]), 6),
+                    "out": zlib.compress(
+                        b"".join(result_line(i, f"c{i}", [i]) + b"\n" for i in idx), 1
+                    ),
                 },
             )
     command.upgrade(alembic_config(url), "head")

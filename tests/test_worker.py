@@ -145,3 +145,46 @@ def test_stopping_worker_releases_its_chunk_without_using_an_attempt(cfg, tiny_r
         chunk = s.get(Chunk, d.chunk_id)
         assert (chunk.status, chunk.attempts, chunk.lease_token) == (states.C_PENDING, 0, None)
         assert s.get(Job, job_id).status == states.IN_PROGRESS
+
+
+def test_results_recorded_in_the_background_keep_the_lease_until_they_land(cfg, tiny_runner):
+    from worker.recorder import Recorder
+
+    job_id = _job(cfg, n=12)
+    ctx = _ctx(cfg, tiny_runner)
+    ctx.recorder = Recorder()
+    sent = _dispatch(cfg, 3)
+    for d in sent:
+        assert execute_chunk(ctx, d.chunk_id, d.token) == "done"
+        # the chunk stays this worker's (its lease extended) until its results land
+    assert ctx.recorder.drain(30)
+    assert ctx.active == {}
+    with read_session(cfg.database_url) as s:
+        job = s.get(Job, job_id)
+        statuses = set(s.scalars(select(Chunk.status).where(Chunk.job_id == job_id)))
+    assert (job.status, job.completed, statuses) == (states.COMPLETED, 12, {states.C_DONE})
+
+
+def test_a_background_record_that_fails_lets_the_lease_lapse(cfg, tiny_runner, monkeypatch):
+    from worker import run_chunk
+    from worker.recorder import Recorder
+
+    job_id = _job(cfg, n=4)
+    ctx = _ctx(cfg, tiny_runner)
+    ctx.recorder = Recorder()
+    (d,) = _dispatch(cfg, 1)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(run_chunk, "render_lines", broken)
+    assert execute_chunk(ctx, d.chunk_id, d.token) == "done"
+    assert ctx.recorder.drain(30) and ctx.active == {}
+    with read_session(cfg.database_url) as s:
+        chunk = s.get(Chunk, d.chunk_id)
+        assert chunk.status == states.C_RUNNING  # not recorded: the sweep takes it back
+    with write_session(cfg.database_url) as s:
+        sweep_expired(session=s, now=time.time() + 3600, max_attempts=3)
+    with read_session(cfg.database_url) as s:
+        assert s.get(Chunk, d.chunk_id).status == states.C_PENDING
+        assert s.get(Job, job_id).completed == 0

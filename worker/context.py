@@ -11,6 +11,7 @@ from redis import Redis
 
 from core.config import Settings
 from core.store.chunks import ChunkWork
+from worker.recorder import Recorder
 
 
 @dataclass
@@ -33,6 +34,8 @@ class WorkerContext:
     active: dict[int, ActiveLease] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Records finished chunks in the background (None: record before the task returns).
+    recorder: Recorder | None = None
 
 
 _context: WorkerContext | None = None

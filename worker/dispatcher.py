@@ -11,7 +11,7 @@ from redis import Redis
 from core.celery_app import send_chunk, send_ingest
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
-from core.db import write_session
+from core.db import read_session, write_session
 from core.store.chunks import (
     dispatch_chunks,
     lock_dispatch,
@@ -19,7 +19,7 @@ from core.store.chunks import (
     recent_chunk_seconds,
     requeue_undelivered,
 )
-from core.store.ingest import claim_ingests
+from core.store.ingest import claim_ingests, has_validating
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ def queue_lease(configured: float, chunk_seconds: float, per_worker: int) -> flo
 
 def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> int:
     """Hand validating jobs of a model that no live ingest holds to an ingest task."""
+    with read_session(cfg.database_url) as session:
+        if not has_validating(session=session, model=model):
+            return 0
     with write_session(cfg.database_url) as session:
         claimed = claim_ingests(
             session=session,

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from core.db import write_session
-from core.jsonl import LineError, split_lines
+from core.chunking import chunk_size_for
+from core.db import read_session, write_session
+from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.storage import storage_named
+from core.store.chunks import item_seconds
 from core.store.files import PROCESSED
 from core.store.ingest import (
     accept_ingest,
@@ -21,13 +24,15 @@ from core.store.ingest import (
     reject_ingest,
 )
 from core.tables import File
-from models.items import ItemLimits
+from models.items import ItemInvalid, ItemLimits, check_line
+from models.params import parse_params
 from worker.context import WorkerContext
 from worker.ingest_builder import ChunkBuilder, IngestSettings
 
 log = logging.getLogger(__name__)
 ROWS_PER_INSERT = 64
 HOLD_EVERY_LINES = 20_000
+CALIBRATION_ITEMS = 256
 
 
 class LeaseLost(Exception):
@@ -67,19 +72,26 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
             )
         return code
     spec = runner.spec
+    storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
+    limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
+    chunk_size = chunk_size_for(
+        _item_seconds(ctx, runner, storage.read(file_id or ""), limits),
+        default=spec.chunk_size,
+        target_seconds=cfg.chunk_target_seconds,
+        max_items=cfg.max_chunk_items,
+    )
     builder = ChunkBuilder(
         IngestSettings(
             model=model,
             task=spec.task,
-            limits=ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars),
-            chunk_size=spec.chunk_size,
-            window=cfg.bucket_window_items,
+            limits=limits,
+            chunk_size=chunk_size,
+            window=max(cfg.bucket_window_items, chunk_size),  # a chunk never spans windows
             skip_invalid=skip,
             max_errors=cfg.max_validation_errors,
             max_items=cfg.max_items_per_file_job,
         )
     )
-    storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
     started = time.monotonic()
     try:
         pending: list[dict[str, Any]] = []
@@ -154,6 +166,40 @@ def _start(ctx: WorkerContext, model: str) -> None:
         dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=model)
     except Exception as exc:  # the housekeeper's next round dispatches them anyway
         log.info("could not dispatch %s's chunks right away: %s", model, exc)
+
+
+def _item_seconds(
+    ctx: WorkerContext, runner: Any, blocks: Iterator[bytes], limits: ItemLimits
+) -> float | None:
+    """Compute seconds per item of this model: from its recent chunks, else timed on a
+    sample of the file's first lines (embed and classify only: a sample of generate
+    would take as long as a chunk)."""
+    with read_session(ctx.cfg.database_url) as session:
+        known = item_seconds(session=session, model=runner.spec.name)
+    if known is not None or runner.task not in ("embed", "classify"):
+        return known
+    sample: list[Any] = []
+    try:
+        for number, line in split_lines(blocks, ctx.cfg.max_line_bytes):
+            if len(sample) >= CALIBRATION_ITEMS:
+                break
+            if is_blank(line):
+                continue
+            try:
+                sample.append(check_line(runner.task, parse_object(number, line), limits)[1])
+            except (LineError, ItemInvalid):
+                continue
+    finally:
+        close = getattr(blocks, "close", None)
+        if close:
+            close()
+    if len(sample) < 16:
+        return None
+    params = parse_params(runner.task, {})
+    runner.run(sample[:8], params)  # the first pass pays for warm-up
+    started = time.perf_counter()
+    runner.run(sample, params)
+    return (time.perf_counter() - started) / len(sample)
 
 
 def _write(ctx: WorkerContext, job_id: str, token: str, rows: list[dict[str, Any]]) -> None:

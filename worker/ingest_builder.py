@@ -151,11 +151,14 @@ class ChunkBuilder:
     def _find_duplicates(self) -> None:
         if len(self._digests) < 2 * DIGEST_BYTES:
             return
-        kind = np.dtype([("hi", ">u8"), ("lo", ">u8")])
-        digests = np.frombuffer(bytes(self._digests), dtype=kind)
-        order = np.argsort(digests, order=["hi", "lo"], kind="stable")
-        ranked = digests[order]
-        repeats = order[1:][ranked[1:] == ranked[:-1]]
+        # A stable sort on the two 8-byte halves (lexsort: last key first) puts equal
+        # digests next to each other, earliest line first; a structured 16-byte argsort
+        # is several times slower at a million ids.
+        halves = np.frombuffer(bytes(self._digests), dtype=">u8").reshape(-1, 2)
+        order = np.lexsort((halves[:, 1], halves[:, 0]))
+        ranked = halves[order]
+        same = (ranked[1:, 0] == ranked[:-1, 0]) & (ranked[1:, 1] == ranked[:-1, 1])
+        repeats = order[1:][same]
         if not len(repeats):
             return
         self.duplicates = len(repeats)

@@ -29,6 +29,7 @@ def start_worker(
     from models.spec import load_registry
     from worker.context import WorkerContext, set_context
     from worker.housekeeper import Housekeeper
+    from worker.recorder import Recorder
 
     if gpu is not None and not torch.cuda.is_available():
         raise SystemExit(
@@ -47,7 +48,14 @@ def start_worker(
     runners = load_runners(registry[n] for n in names)
     gpu_tag = f"gpu{gpu}" if gpu is not None else "cpu"
     name = f"{socket.gethostname()}:{os.getpid()}:{gpu_tag}"
-    ctx = WorkerContext(cfg=settings, app=celery_app, redis=get_redis(), name=name, runners=runners)
+    ctx = WorkerContext(
+        cfg=settings,
+        app=celery_app,
+        redis=get_redis(),
+        name=name,
+        runners=runners,
+        recorder=Recorder(),
+    )
     set_context(ctx)
     import worker.tasks  # noqa: F401 - registers the task on celery_app
 
@@ -83,3 +91,6 @@ def start_worker(
         )
     finally:
         ctx.stopping.set()
+        # the last chunk's results may still be on their way to the database
+        if ctx.recorder is not None and not ctx.recorder.drain(settings.lease_seconds):
+            log.warning("results of the last chunk were not recorded; its lease will lapse")

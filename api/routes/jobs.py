@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -20,9 +21,11 @@ from api.schemas import JobCreate, JobList, JobOut
 from api.validation import validate_job, validate_settings
 from api.views import change_signature, job_out
 from core import states
+from core.chunking import chunk_size_for
 from core.constants import nudge_key
 from core.db import read_session, write_session
 from core.errors import Conflict, NotFound
+from core.store.chunks import item_seconds
 from core.store.files import get_file
 from core.store.ingest import create_file_job
 from core.store.jobs import (
@@ -60,6 +63,7 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     else:
         spec = validate_job(body, state.registry, state.settings, measure=counter_for)
         _count_submission(state, tenant.id)
+        spec = replace(spec, chunk_size=_chunk_size(state.settings, spec.model, spec.chunk_size))
         chunks = prepare_chunks(spec)
         with write_session(state.settings.database_url) as session:
             job = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
@@ -74,6 +78,18 @@ def _nudge(state: Any, model: str) -> None:
         state.redis.pipeline().rpush(key, 1).ltrim(key, -8, -1).expire(key, 60).execute()
     except RedisError as exc:
         log.info("dispatch nudge not sent (%s); the next dispatch poll finds the job", exc)
+
+
+def _chunk_size(cfg: Any, model: str, default: int) -> int:
+    """The model's chunk_size, grown to about chunk_target_seconds of its recent compute."""
+    with read_session(cfg.database_url) as session:
+        per_item = item_seconds(session=session, model=model)
+    return chunk_size_for(
+        per_item,
+        default=default,
+        target_seconds=cfg.chunk_target_seconds,
+        max_items=cfg.max_chunk_items,
+    )
 
 
 def _count_submission(state: Any, tenant_id: str) -> None:

@@ -63,6 +63,17 @@ def create_file_job(
     return job
 
 
+def has_validating(*, session: Session, model: str) -> bool:
+    """Whether any job of the model waits for its file to be checked (a cheap read, so
+    dispatch rounds open no write transaction for ingests when there are none)."""
+    return (
+        session.scalar(
+            select(Job.id).where(Job.model == model, Job.status == states.VALIDATING).limit(1)
+        )
+        is not None
+    )
+
+
 def claim_ingests(
     *, session: Session, model: str, now: float, lease: float, max_attempts: int, limit: int = 4
 ) -> list[tuple[str, str]]:

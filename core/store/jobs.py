@@ -131,13 +131,28 @@ def chunk_status_counts(*, session: Session, job_id: str) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
+def _any_chunk(session: Session, job_id: str, statuses: frozenset[str]) -> bool:
+    return bool(
+        session.scalar(
+            select(Chunk.id).where(Chunk.job_id == job_id, Chunk.status.in_(statuses)).limit(1)
+        )
+    )
+
+
 def finish_job_if_done(*, session: Session, job_id: str, now: float) -> str | None:
     """Move the job to the status its chunks imply (conditional update); return it."""
     current = session.scalar(select(Job.status).where(Job.id == job_id))
     if current is None:
         return None
+    if current in states.JOB_TERMINAL:
+        return current
+    # Two index probes instead of counting every chunk of the job on each completion
+    # (which made a job of thousands of chunks quadratic): is any chunk still open, and
+    # (for a queued job) has any started?
+    open_chunks = _any_chunk(session, job_id, states.CHUNK_OPEN)
+    started = current == states.QUEUED and _any_chunk(session, job_id, states.CHUNK_STARTED)
     target = states.job_status_after_chunks(
-        current, chunk_status_counts(session=session, job_id=job_id)
+        current, {states.C_PENDING: int(open_chunks), states.C_DONE: int(started)}
     )
     if target != current:
         values: dict[str, Any] = {"status": target, "updated_at": now}
