@@ -138,7 +138,7 @@ def check_results(path: Path, n: int) -> list[str]:
 
 CHUNK_LOG = re.compile(
     rb"chunk (\d+): (\d+) items, compute ([\d.]+)s, start ([\d.]+)s, "
-    rb"encode ([\d.]+)s, record ([\d.]+)s"
+    rb"decode ([\d.]+)s, encode ([\d.]+)s, record ([\d.]+)s"
 )
 
 
@@ -162,12 +162,13 @@ def chunk_figures(db_url: str, job_id: str, worker_log: Path) -> dict[str, float
         ).one()
         ids = set(s.scalars(select(Chunk.id).where(Chunk.job_id == job_id)))
     span = float(last - first)
-    start = record = encode = 0.0
+    start = decode = record = encode = 0.0
     for m in CHUNK_LOG.finditer(worker_log.read_bytes() if worker_log.exists() else b""):
         if int(m.group(1)) in ids:
             start += float(m.group(4))
-            encode += float(m.group(5))
-            record += float(m.group(6))
+            decode += float(m.group(5))
+            encode += float(m.group(6))
+            record += float(m.group(7))
     return {
         "chunks": int(chunks),
         "worker_seconds": span,
@@ -176,8 +177,12 @@ def chunk_figures(db_url: str, job_id: str, worker_log: Path) -> dict[str, float
         # (a transaction, decompressing inputs), Celery delivering the next message, and
         # the record of the last chunk; encoding and recording the others overlap compute
         "overhead_share": 1 - float(compute) / span if span > 0 else float("nan"),
-        # work done beside compute in the recorder thread, as shares of the same time
+        # of which: taking the chunk (its transaction) and decoding its inputs
         "start_database_share": start / span,
+        "decode_inputs_share": decode / span,
+        # what remains is Celery's delivery of the next message and the dispatcher
+        "between_chunks_share": (span - float(compute) - start - decode) / span,
+        # work done beside compute in the recorder thread, as shares of the same time
         "background_record_share": record / span,
         "background_encode_share": encode / span,
     }

@@ -119,6 +119,8 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
     handed_off = False
     try:
         params = parse_params(work.task, work.params)
+        opened = time.perf_counter()
+        work.records  # noqa: B018 - decode the inputs now, timed apart from the model
         started = time.perf_counter()
         try:
             results = runner.run(
@@ -137,7 +139,7 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
                 expire_lease(session=session, work=work, now=time.time())
             raise
         compute = time.perf_counter() - started
-        timings = (compute, started - t0)
+        timings = (compute, opened - t0, started - opened)
         if ctx.recorder is not None:
             # Encode and record in the background while the next chunk computes; the lease
             # stays held (and extended) until then. A crash before it lands loses nothing:
@@ -158,14 +160,17 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
 
 
 def _record(
-    ctx: WorkerContext, work: ChunkWork, results: list[ItemResult], timings: tuple[float, float]
+    ctx: WorkerContext,
+    work: ChunkWork,
+    results: list[ItemResult],
+    timings: tuple[float, float, float],
 ) -> str:
     """Encode a chunk's result lines and record them under its lease (retrying through a
     short database outage)."""
     began = time.perf_counter()
     blob, completed, failed = render_lines(work, results)
     rendered = time.perf_counter()
-    compute, start = timings
+    compute, start, decode = timings
 
     def record() -> bool:
         with write_session(ctx.cfg.database_url) as session:
@@ -184,11 +189,12 @@ def _record(
         return "lease-lost"
     # What the chunk cost besides the model: bench/large.py sums these lines.
     log.info(
-        "chunk %s: %d items, compute %.4fs, start %.4fs, encode %.4fs, record %.4fs",
+        "chunk %s: %d items, compute %.4fs, start %.4fs, decode %.4fs, encode %.4fs, record %.4fs",
         work.chunk_id,
         len(results),
         compute,
         start,
+        decode,
         rendered - began,
         time.perf_counter() - rendered,
     )

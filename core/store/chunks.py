@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Update, exists, func, select, text, update
@@ -41,8 +41,26 @@ class ChunkWork:
     model: str
     task: str
     params: dict[str, Any]
-    records: list[InputRecord]
-    token_counts: list[int] | None = None
+    # The compressed input records; decoded on first use, after the starting transaction
+    # has committed (decoding thousands of records need not hold the database).
+    inputs: bytes = b""
+    _decoded: tuple[list[InputRecord], list[int] | None] | None = field(default=None, repr=False)
+
+    def _decode(self) -> tuple[list[InputRecord], list[int] | None]:
+        if self._decoded is None:  # a cache on a frozen dataclass
+            object.__setattr__(self, "_decoded", unpack_inputs_with_counts(self.inputs))
+        assert self._decoded is not None
+        return self._decoded
+
+    @property
+    def records(self) -> list[InputRecord]:
+        """The chunk's (index, custom_id, input) records, in index order."""
+        return self._decode()[0]
+
+    @property
+    def token_counts(self) -> list[int] | None:
+        """The API's token count of every record, when it counted them."""
+        return self._decode()[1]
 
 
 def _affected(session: Session, stmt: Update) -> int:
@@ -231,8 +249,8 @@ def start_chunk(
     )
     if not claimed:  # a concurrent start, cancel or sweep got there first
         return None
-    finish_job_if_done(session=session, job_id=job_id, now=now)
-    records, counts = unpack_inputs_with_counts(inputs)
+    if job_status == states.QUEUED:  # its first chunk to start: the job is in progress
+        finish_job_if_done(session=session, job_id=job_id, now=now)
     return ChunkWork(
         chunk_id=chunk_id,
         token=token,
@@ -240,8 +258,7 @@ def start_chunk(
         model=model,
         task=task,
         params=params or {},
-        records=records,
-        token_counts=counts,
+        inputs=inputs,
     )
 
 
