@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from typing import Any, Literal, NamedTuple
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from core.codec import is_failure
+from core.jsonl import LineSplitter
 
 ResultFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -33,9 +37,6 @@ TASKS = ("embed", "classify", "generate")
 ROW_GROUP_ROWS = 8192
 # Long texts and wide embeddings close a row group early: 32 MiB of result lines at most.
 ROW_GROUP_BYTES = 1 << 25
-# orjson writes no spaces and escapes every quote inside a string, so these bytes can only
-# be an "error" key whose value is an object starting with "code" (a failed item).
-ERROR_MARK = b'"error":{"code"'
 
 CSV_TASK_COLUMNS = {
     "embed": ("embedding",),
@@ -46,23 +47,18 @@ TAIL_COLUMNS = ("prompt_tokens", "completion_tokens", "truncated", "error_code",
 TAIL_TYPES = (pa.int32(), pa.int32(), pa.bool_(), pa.string(), pa.string())
 
 
-def is_failure(line: bytes) -> bool:
-    """Whether a result line records a failed item (parsed only when the mark is there)."""
-    if ERROR_MARK not in line:
-        return False
-    item = orjson.loads(line)
-    return isinstance(item, dict) and isinstance(item.get("error"), dict)
-
-
 def _line_batches(blocks: Iterable[bytes], only_failed: bool) -> Iterator[list[bytes]]:
     """Each block's complete lines, without newlines; a line split across blocks is joined."""
-    rest = b""
+    splitter = LineSplitter(max_line_bytes=sys.maxsize)  # result lines are ours: no limit
+
+    def keep(lines: Iterable[tuple[int, bytes]]) -> list[bytes]:
+        return [p for _, p in lines if p.strip() and (not only_failed or is_failure(p))]
+
     for block in blocks:
-        parts = (rest + block if rest else block).split(b"\n")
-        rest = parts.pop()
-        yield [p for p in parts if p.strip() and (not only_failed or is_failure(p))]
-    if rest.strip() and (not only_failed or is_failure(rest)):
-        yield [rest]
+        yield keep(splitter.feed(block))
+    last = keep(splitter.finish())
+    if last:
+        yield last
 
 
 def _task_values(task: str, output: Any) -> tuple[Any, ...]:

@@ -52,19 +52,25 @@ class Client:
         priority: int = 0,
         metadata: dict[str, str] | None = None,
     ) -> dict:
-        """POST /v1/jobs."""
-        return self._json(
-            self.http.post(
-                "/v1/jobs",
-                json={
-                    "model": model,
-                    "inputs": inputs,
-                    "params": params or {},
-                    "priority": priority,
-                    "metadata": metadata or {},
-                },
-            )
-        )
+        """POST /v1/jobs with the inputs inline."""
+        return self._create_job(model, {"inputs": inputs}, params, priority, metadata)
+
+    def _create_job(
+        self,
+        model: str,
+        source: dict[str, Any],
+        params: dict[str, Any] | None,
+        priority: int,
+        metadata: dict[str, str] | None,
+    ) -> dict:
+        body = {
+            "model": model,
+            **source,
+            "params": params or {},
+            "priority": priority,
+            "metadata": metadata or {},
+        }
+        return self._json(self.http.post("/v1/jobs", json=body))
 
     def upload(self, content_type: str, body: Iterator[bytes]) -> dict:
         """POST /v1/files with a streamed multipart body (see cli.upload)."""
@@ -85,19 +91,8 @@ class Client:
         metadata: dict[str, str] | None = None,
     ) -> dict:
         """POST /v1/jobs for an uploaded file (the job starts in `validating`)."""
-        return self._json(
-            self.http.post(
-                "/v1/jobs",
-                json={
-                    "model": model,
-                    "input_file_id": input_file_id,
-                    "params": params or {},
-                    "priority": priority,
-                    "on_invalid": on_invalid,
-                    "metadata": metadata or {},
-                },
-            )
-        )
+        source = {"input_file_id": input_file_id, "on_invalid": on_invalid}
+        return self._create_job(model, source, params, priority, metadata)
 
     def job(self, job_id: str, wait: float = 0) -> dict:
         """GET /v1/jobs/{id}, long-polling up to `wait` seconds."""

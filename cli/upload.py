@@ -11,6 +11,8 @@ from typing import IO
 
 import orjson
 
+from core.jsonl import in_blocks
+
 BLOCK_BYTES = 1 << 20
 
 
@@ -68,16 +70,7 @@ def multipart_body(
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
             f'filename="{safe_name}"\r\nContent-Type: application/jsonl\r\n\r\n'
         ).encode()
-        block: list[bytes] = []
-        size = 0
-        for line in lines:
-            block.append(line)
-            size += len(line)
-            if size >= BLOCK_BYTES:
-                yield b"".join(block)
-                block, size = [], 0
-        if block:
-            yield b"".join(block)
+        yield from in_blocks(lines, BLOCK_BYTES)
         yield f"\r\n--{boundary}--\r\n".encode()
 
     return f"multipart/form-data; boundary={boundary}", body()

@@ -89,6 +89,19 @@ def error_line(index: int, custom_id: str | None, code: str, message: str) -> by
     )
 
 
+# orjson writes no spaces and escapes every quote inside a string, so these bytes can only
+# be an "error" key whose value is an object starting with "code" (a failed item).
+ERROR_MARK = b'"error":{"code"'
+
+
+def is_failure(line: bytes) -> bool:
+    """Whether a result line records a failed item (parsed only when the mark is there)."""
+    if ERROR_MARK not in line:
+        return False
+    item = orjson.loads(line)
+    return isinstance(item, dict) and isinstance(item.get("error"), dict)
+
+
 def pack_indices(indices: Iterable[int]) -> bytes:
     """Compress a chunk's item indices (ascending uint32)."""
     return zlib.compress(array("I", indices).tobytes(), 1)

@@ -75,6 +75,21 @@ def split_lines(blocks: Iterable[bytes], max_line_bytes: int) -> Iterator[tuple[
     yield from splitter.finish()
 
 
+def in_blocks(pieces: Iterable[bytes], min_bytes: int) -> Iterator[bytes]:
+    """The pieces joined into blocks of at least min_bytes (the last may be smaller): one
+    write or network message per block, not per line, whose overhead dominates small lines."""
+    buffer: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        buffer.append(piece)
+        size += len(piece)
+        if size >= min_bytes:
+            yield b"".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield b"".join(buffer)
+
+
 def is_blank(line: bytes) -> bool:
     """Whether a line holds nothing but whitespace (skipped, though it keeps its number)."""
     return not line.strip()

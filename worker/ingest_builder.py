@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import time
 from array import array
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from core.chunking import bucket_chunks
 from core.codec import error_line, pack_indices, pack_inputs, pack_lines
 from core.jsonl import LineError, is_blank, parse_object
 from models.items import ItemInvalid, ItemLimits, check_line
+from models.token_lengths import char_lengths
 
 DIGEST_BYTES = 16
 
@@ -103,7 +103,7 @@ class ChunkBuilder:
         records, self._window = self._window, []
         if not self.writing:
             return rows
-        lengths = [len(v) if isinstance(v, str) else len(str(v)) for _, _, v in records]
+        lengths = char_lengths([v for _, _, v in records])  # the API's sort key too
         for _, positions in bucket_chunks(
             records, lengths, chunk_size=self.cfg.chunk_size, window=max(1, len(records))
         ):
@@ -182,12 +182,3 @@ class ChunkBuilder:
         if self.duplicates or (self.invalid and not self.cfg.skip_invalid):
             return False, report
         return True, (report if self.invalid else None)
-
-
-def build_all(lines: Iterable[tuple[int, bytes]], cfg: IngestSettings) -> ChunkBuilder:
-    """Run the builder over every line, discarding the rows (for tests of the verdict)."""
-    builder = ChunkBuilder(cfg)
-    for number, line in lines:
-        builder.add(number, line)
-    builder.finish()
-    return builder

@@ -248,7 +248,11 @@ def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
         params=job.params,
         priority=job.priority,
         metadata=job.meta,
-        chunk_size=state.registry[job.model].chunk_size if job.model in state.registry else 512,
+        chunk_size=_chunk_size(
+            cfg,
+            job.model,
+            state.registry[job.model].chunk_size if job.model in state.registry else 512,
+        ),
         expires_after_seconds=cfg.job_retention_days * 86400,
         lengths=char_lengths([v for _, v in items]),
         bucket_window=cfg.bucket_window_items,

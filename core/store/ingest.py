@@ -19,6 +19,9 @@ from core.ids import new_id, new_token
 from core.store.jobs import finish_job_if_done
 from core.tables import Chunk, Job
 
+# What ends an ingest's lease (as RELEASED ends a chunk's).
+INGEST_RELEASED: dict[str, Any] = {"ingest_token": None, "ingest_expires_at": None}
+
 
 def create_file_job(
     *,
@@ -104,10 +107,9 @@ def claim_ingests(
                 .values(
                     status=states.FAILED,
                     errors={"data": [error], "invalid_lines": 0},
-                    ingest_token=None,
-                    ingest_expires_at=None,
                     finished_at=now,
                     updated_at=now,
+                    **INGEST_RELEASED,
                 )
             )
             continue
@@ -131,12 +133,15 @@ def _held(job_id: str, token: str) -> Any:
     return (Job.id == job_id, Job.status == states.VALIDATING, Job.ingest_token == token)
 
 
+def _if_held(session: Session, job_id: str, token: str, **values: Any) -> bool:
+    """Update the job only while this token holds its ingest; whether it did."""
+    moved = session.execute(update(Job).where(*_held(job_id, token)).values(**values))
+    return moved.rowcount == 1  # type: ignore[attr-defined]
+
+
 def hold_ingest(*, session: Session, job_id: str, token: str, now: float, lease: float) -> bool:
     """Extend the ingest lease; False when it was lost (stop)."""
-    moved = session.execute(
-        update(Job).where(*_held(job_id, token)).values(ingest_expires_at=now + lease)
-    )
-    return moved.rowcount == 1  # type: ignore[attr-defined]
+    return _if_held(session, job_id, token, ingest_expires_at=now + lease)
 
 
 def load_ingest(*, session: Session, job_id: str, token: str) -> Job | None:
@@ -178,21 +183,18 @@ def accept_ingest(
     now: float,
 ) -> bool:
     """The file is valid (or its invalid lines are skipped): the job is queued."""
-    moved = session.execute(
-        update(Job)
-        .where(*_held(job_id, token))
-        .values(
-            status=states.QUEUED,
-            total=total,
-            failed=failed,
-            chunk_count=chunk_count,
-            errors=errors,
-            ingest_token=None,
-            ingest_expires_at=None,
-            updated_at=now,
-        )
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if not _if_held(
+        session,
+        job_id,
+        token,
+        status=states.QUEUED,
+        total=total,
+        failed=failed,
+        chunk_count=chunk_count,
+        errors=errors,
+        updated_at=now,
+        **INGEST_RELEASED,
+    ):
         return False
     finish_job_if_done(session=session, job_id=job_id, now=now)  # every item may be invalid
     return True
@@ -202,36 +204,16 @@ def reject_ingest(
     *, session: Session, job_id: str, token: str, errors: dict[str, Any], now: float
 ) -> bool:
     """The file is invalid: the job fails with its errors, and keeps no chunks."""
-    moved = session.execute(
-        update(Job)
-        .where(*_held(job_id, token))
-        .values(
-            status=states.FAILED,
-            errors=errors,
-            ingest_token=None,
-            ingest_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-    )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if not _if_held(
+        session,
+        job_id,
+        token,
+        status=states.FAILED,
+        errors=errors,
+        finished_at=now,
+        updated_at=now,
+        **INGEST_RELEASED,
+    ):
         return False
     clear_chunks(session=session, job_id=job_id)
     return True
-
-
-def cancel_validating(*, session: Session, job_id: str, now: float) -> None:
-    """A validating job cancelled by its owner: no ingest may finish it any more."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == states.VALIDATING)
-        .values(
-            status=states.CANCELLED,
-            ingest_token=None,
-            ingest_expires_at=None,
-            cancelled_at=now,
-            finished_at=now,
-            updated_at=now,
-        )
-    )
-    clear_chunks(session=session, job_id=job_id)

@@ -16,6 +16,7 @@ from core import states
 from core.chunking import bucket_chunks
 from core.codec import (
     InputRecord,
+    is_failure,
     merge_in_order,
     pack_indices,
     pack_inputs,
@@ -23,6 +24,7 @@ from core.codec import (
     unpack_lines,
 )
 from core.ids import new_id
+from core.jsonl import in_blocks
 from core.tables import Chunk, Job
 
 
@@ -232,17 +234,10 @@ def stream_results(
                 )
             ).all()
         after = bucket
-        # One write per ~1 MiB, not per line: per-message overhead dominates small lines.
-        buffer: list[bytes] = []
-        size = 0
-        for line in merge_in_order([(out, idx) for out, idx in rows if out is not None]):
-            buffer.append(line)
-            size += len(line)
-            if size >= STREAM_FLUSH_BYTES:
-                yield b"".join(buffer)
-                buffer, size = [], 0
-        if buffer:
-            yield b"".join(buffer)
+        yield from in_blocks(
+            merge_in_order([(out, idx) for out, idx in rows if out is not None]),
+            STREAM_FLUSH_BYTES,
+        )
 
 
 def failed_items(
@@ -265,10 +260,9 @@ def failed_items(
         after, inputs, outputs = row
         records = {r[0]: r for r in unpack_inputs(inputs)}
         for line in unpack_lines(outputs or b""):
-            if b'"error":{' not in line:
-                continue
-            index = orjson.loads(line)["index"]
-            if index in records:
-                out.append(records[index])
+            if is_failure(line):
+                index = orjson.loads(line)["index"]
+                if index in records:
+                    out.append(records[index])
     out.sort(key=lambda r: r[0])
     return [(cid, value) for _, cid, value in out]
