@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,66 @@ def make_key(db_url: str, tenant: str) -> str:
     """A new API key for a tenant."""
     with write_session(db_url) as session:
         return create_key(session=session, tenant_name=tenant)[1]
+
+
+def auth(key: str) -> dict[str, str]:
+    """The header that presents an API key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def api(cfg: Settings) -> Iterator[Any]:
+    """The API in-process (its lifespan run), on this test's database and Redis prefix."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(cfg)) as client:
+        yield client
+
+
+@pytest.fixture
+def alice(cfg: Settings) -> dict[str, str]:
+    """A key of tenant alice, as a header."""
+    return auth(make_key(cfg.database_url, "alice"))
+
+
+@pytest.fixture
+def bob(cfg: Settings) -> dict[str, str]:
+    """A key of tenant bob, as a header."""
+    return auth(make_key(cfg.database_url, "bob"))
+
+
+@pytest.fixture(scope="session")
+def tiny_runner(registry_file: Path) -> Any:
+    """The tiny embed model, loaded once."""
+    from models.embed import EmbedRunner
+    from models.spec import load_registry
+
+    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
+
+
+def worker_ctx(cfg: Settings, runner: Any) -> Any:
+    """A worker's context serving tiny-embed with the given runner, for task bodies."""
+    from core.celery_app import make_celery
+    from core.redis_client import get_redis
+    from worker.context import WorkerContext
+
+    return WorkerContext(
+        cfg=cfg,
+        app=make_celery(cfg),
+        redis=get_redis(cfg.redis_url),
+        name="test-worker",
+        runners={"tiny-embed": runner},
+    )
+
+
+@pytest.fixture
+def stack(cfg: Settings, tmp_path: Path) -> Iterator[Any]:
+    """A real API process (workers started by the test) on this test's database."""
+    from tests.stack import Stack
+
+    s = Stack(cfg, tmp_path / "logs", make_key(cfg.database_url, "e2e"))
+    s.start_api()
+    yield s
+    s.close()

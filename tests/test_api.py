@@ -9,31 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from core.config import Settings
 from core.db import read_session
 from core.errors import SchemaOutdated
 from core.tables import Chunk, Job
-from tests.conftest import make_key
-
-
-@pytest.fixture
-def api(cfg: Settings):
-    with TestClient(create_app(cfg)) as client:
-        yield client
-
-
-def _auth(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture
-def alice(cfg):
-    return _auth(make_key(cfg.database_url, "alice"))
-
-
-@pytest.fixture
-def bob(cfg):
-    return _auth(make_key(cfg.database_url, "bob"))
+from tests.conftest import auth, make_key
 
 
 def _submit(api, headers, n=3, **extra):
@@ -72,7 +51,7 @@ def test_submit_and_get(api, alice):
     "headers,code",
     [
         ({}, "missing_api_key"),
-        (_auth("sk-sluice-nope"), "invalid_api_key"),
+        (auth("sk-sluice-nope"), "invalid_api_key"),
         ({"Authorization": "Basic abc"}, "missing_api_key"),
     ],
 )
@@ -126,7 +105,7 @@ BAD = [
 def test_bad_requests_get_4xx_and_create_nothing(cfg, body, status, code):
     small = cfg.model_copy(update={"max_inputs_per_job": 10, "max_input_chars": 2000})
     with TestClient(create_app(small)) as api:
-        r = api.post("/v1/jobs", json=body, headers=_auth(make_key(cfg.database_url, "a")))
+        r = api.post("/v1/jobs", json=body, headers=auth(make_key(cfg.database_url, "a")))
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"] and err["type"]
@@ -144,7 +123,7 @@ def test_bad_input_names_the_item(api, alice):
 
 def test_body_too_large_and_broken_json(cfg):
     small = cfg.model_copy(update={"max_body_bytes": 2048})
-    key = _auth(make_key(cfg.database_url, "a"))
+    key = auth(make_key(cfg.database_url, "a"))
     with TestClient(create_app(small)) as api:
         r = _submit(api, key, n=200)
         assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
@@ -220,7 +199,7 @@ def test_long_poll_wakes_on_change_and_times_out(api, alice, cfg):
 
 def test_rate_limit_answers_429_with_retry_after(cfg):
     limited = cfg.model_copy(update={"jobs_per_minute": 2})
-    key = _auth(make_key(cfg.database_url, "a"))
+    key = auth(make_key(cfg.database_url, "a"))
     with TestClient(create_app(limited)) as api:
         assert [_submit(api, key).status_code for _ in range(2)] == [201, 201]
         r = _submit(api, key)
@@ -271,7 +250,7 @@ def test_lone_surrogates_are_a_400_not_a_500(api, alice, cfg, where):
 
 def test_chunked_body_over_the_limit_is_413(cfg):
     small = cfg.model_copy(update={"max_body_bytes": 4096})
-    key = _auth(make_key(cfg.database_url, "a"))
+    key = auth(make_key(cfg.database_url, "a"))
 
     def body():
         yield b'{"model": "tiny-embed", "inputs": ['

@@ -1,7 +1,5 @@
 """End to end: real API and worker processes, real Redis, SQLite and PostgreSQL."""
 
-from pathlib import Path
-
 import numpy as np
 import orjson
 import pytest
@@ -10,19 +8,10 @@ from sqlalchemy import select
 from core import states
 from core.db import read_session
 from core.tables import Chunk
-from tests.conftest import make_key
-from tests.stack import TERMINAL, Stack
+from tests.stack import TERMINAL
 from tests.tiny_models import bench_texts
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(cfg, tmp_path: Path):
-    s = Stack(cfg, tmp_path / "logs", make_key(cfg.database_url, "e2e"))
-    s.start_api()
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

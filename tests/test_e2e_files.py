@@ -4,7 +4,6 @@ small job submitted behind a 200,000-item one."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -12,19 +11,10 @@ from sqlalchemy import func, select
 
 from core.db import read_session
 from core.tables import Chunk
-from tests.conftest import make_key
-from tests.stack import TERMINAL, Stack
+from tests.stack import TERMINAL
 from tests.tiny_models import bench_texts
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(cfg, tmp_path: Path):
-    s = Stack(cfg, tmp_path / "logs", make_key(cfg.database_url, "e2e"))
-    s.start_api()
-    yield s
-    s.close()
 
 
 def test_file_job_with_skipped_lines_end_to_end(stack):

@@ -13,28 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from core.config import Settings
 from core.db import read_session
 from core.tables import File, FilePart
 from tests.conftest import make_key
 
 BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
-
-
-@pytest.fixture
-def api(cfg: Settings):
-    with TestClient(create_app(cfg)) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(cfg):
-    return {"Authorization": f"Bearer {make_key(cfg.database_url, 'alice')}"}
-
-
-@pytest.fixture
-def bob(cfg):
-    return {"Authorization": f"Bearer {make_key(cfg.database_url, 'bob')}"}
 
 
 def _lines(n: int, start: int = 0) -> bytes:

@@ -6,52 +6,17 @@ protects against a second or stale ingest."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import orjson
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
 from core import states
-from core.celery_app import make_celery
 from core.codec import unpack_indices, unpack_inputs
 from core.db import read_session, write_session
-from core.redis_client import get_redis
 from core.store.ingest import claim_ingests
 from core.tables import Chunk, Job
-from models.embed import EmbedRunner
-from models.spec import load_registry
-from tests.conftest import make_key
-from worker.context import WorkerContext
+from tests.conftest import make_key, worker_ctx
 from worker.ingest import run_ingest
-
-
-@pytest.fixture(scope="module")
-def tiny_runner(registry_file: Path) -> EmbedRunner:
-    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
-
-
-@pytest.fixture
-def api(cfg):
-    with TestClient(create_app(cfg)) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(cfg):
-    return {"Authorization": f"Bearer {make_key(cfg.database_url, 'alice')}"}
-
-
-def _ctx(cfg, runner) -> WorkerContext:
-    return WorkerContext(
-        cfg=cfg,
-        app=make_celery(cfg),
-        redis=get_redis(cfg.redis_url),
-        name="test-worker",
-        runners={"tiny-embed": runner},
-    )
 
 
 def _file_job(api, headers, data: bytes, **job) -> dict:
@@ -99,7 +64,7 @@ def test_a_valid_file_becomes_bucketed_chunks(cfg, api, alice, tiny_runner):
     assert job["input_file_id"].startswith("file_")
     ((job_id, token),) = _claim(cfg)
     assert _claim(cfg) == []  # held: nobody else takes it
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "queued"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "queued"
     row = _job(cfg, job_id)
     assert (row.status, row.total, row.failed, row.errors) in {
         (states.QUEUED, 2500, 0, None),
@@ -138,7 +103,7 @@ def test_invalid_lines_fail_the_job_with_their_numbers(cfg, api, alice, tiny_run
     }
     job = _file_job(api, alice, _lines(20, bad))
     ((job_id, token),) = _claim(cfg)
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "failed"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "failed"
     row = _job(cfg, job_id)
     assert row.status == states.FAILED
     data = row.errors["data"]
@@ -163,7 +128,7 @@ def test_skip_turns_invalid_lines_into_failed_items(cfg, api, alice, tiny_runner
     }
     job = _file_job(api, alice, _lines(20, bad), on_invalid="skip")
     ((job_id, token),) = _claim(cfg)
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "queued"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "queued"
     row = _job(cfg, job_id)
     assert (row.total, row.failed, row.errors["invalid_lines"]) == (20, 2, 2)
     results = api.get(f"/v1/jobs/{job['id']}/results", headers=alice).content.splitlines()
@@ -178,7 +143,7 @@ def test_skip_turns_invalid_lines_into_failed_items(cfg, api, alice, tiny_runner
 def test_everything_invalid_with_skip_completes_at_once(cfg, api, alice, tiny_runner):
     job = _file_job(api, alice, b'{"input": 1}\n{"input": 2}\n', on_invalid="skip")
     ((job_id, token),) = _claim(cfg)
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "queued"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "queued"
     row = _job(cfg, job_id)
     assert (row.status, row.failed, row.total) == (states.COMPLETED, 2, 2)
     assert job["id"] == job_id
@@ -191,7 +156,7 @@ def test_a_stale_ingest_writes_nothing_and_a_lapsed_one_is_retried(cfg, api, ali
         s.get(Job, job_id).ingest_expires_at = time.time() - 1
     ((_, new),) = _claim(cfg)
     assert new != old
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     assert run_ingest(ctx, job_id, old) == "not_held"
     assert run_ingest(ctx, job_id, new) == "queued"
     assert _job(cfg, job_id).ingest_attempts == 2
@@ -214,7 +179,7 @@ def test_cancel_while_validating(cfg, api, alice, tiny_runner):
     ((job_id, token),) = _claim(cfg)
     r = api.post(f"/v1/jobs/{job_id}/cancel", headers=alice)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "not_held"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "not_held"
     with read_session(cfg.database_url) as s:
         assert s.scalar(select(func.count()).select_from(Chunk)) == 0
 
@@ -248,7 +213,7 @@ def test_chunks_grow_to_the_compute_target(cfg, api, alice, tiny_runner):
     cfg = cfg.model_copy(update={"chunk_target_seconds": 0.5, "max_chunk_items": 3000})
     _file_job(api, alice, _lines(12_000))
     ((job_id, token),) = _claim(cfg)
-    assert run_ingest(_ctx(cfg, tiny_runner), job_id, token) == "queued"
+    assert run_ingest(worker_ctx(cfg, tiny_runner), job_id, token) == "queued"
     with read_session(cfg.database_url) as s:
         sizes = list(s.scalars(select(Chunk.n_items).where(Chunk.job_id == job_id)))
     assert sum(sizes) == 12_000

@@ -9,18 +9,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import cli.client
-from api.app import create_app
-from api.result_formats import encode_results, is_failure
+from api.result_formats import encode_results
 from cli.main import app as cli_app
-from core.codec import error_line, pack_lines, result_line
-from core.config import Settings
+from core.codec import error_line, is_failure, pack_lines, result_line
 from core.db import write_session
 from core.store.chunks import complete_chunk, dispatch_chunks, start_chunk
-from tests.conftest import make_key
 
 TAIL = ["prompt_tokens", "completion_tokens", "truncated", "error_code", "error_message"]
 
@@ -220,17 +216,6 @@ def test_empty_results_are_valid_files(task):
 
 
 # --- the route and the CLI, on both databases ---------------------------------------------
-
-
-@pytest.fixture
-def api(cfg: Settings):
-    with TestClient(create_app(cfg)) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(cfg):
-    return {"Authorization": f"Bearer {make_key(cfg.database_url, 'alice')}"}
 
 
 def _run_chunks(db, model, line_for, limit=None):

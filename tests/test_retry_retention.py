@@ -3,51 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import orjson
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
-from core.celery_app import make_celery
 from core.db import read_session, write_session
-from core.redis_client import get_redis
 from core.store.chunks import dispatch_chunks
 from core.tables import Chunk, File, FilePart, Job
-from models.embed import EmbedRunner
-from models.spec import load_registry
-from tests.conftest import make_key
-from worker.context import WorkerContext
+from tests.conftest import make_key, worker_ctx
 from worker.housekeeper import Housekeeper
 from worker.run_chunk import execute_chunk
-
-
-@pytest.fixture(scope="module")
-def tiny_runner(registry_file: Path) -> EmbedRunner:
-    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
-
-
-@pytest.fixture
-def api(cfg):
-    with TestClient(create_app(cfg)) as client:
-        yield client
-
-
-@pytest.fixture
-def alice(cfg):
-    return {"Authorization": f"Bearer {make_key(cfg.database_url, 'alice')}"}
-
-
-def _ctx(cfg, runner) -> WorkerContext:
-    return WorkerContext(
-        cfg=cfg,
-        app=make_celery(cfg),
-        redis=get_redis(cfg.redis_url),
-        name="test-worker",
-        runners={"tiny-embed": runner},
-    )
 
 
 def _run_all(cfg, ctx) -> None:
@@ -69,7 +34,7 @@ def test_retry_makes_a_job_of_the_failed_items(cfg, api, alice, tiny_runner):
     job = api.post("/v1/jobs", json=body, headers=alice).json()
     early = api.post(f"/v1/jobs/{job['id']}/retry", headers=alice)
     assert early.status_code == 409 and early.json()["error"]["code"] == "job_not_finished"
-    _run_all(cfg, _ctx(cfg, tiny_runner))
+    _run_all(cfg, worker_ctx(cfg, tiny_runner))
     done = api.get(f"/v1/jobs/{job['id']}", headers=alice).json()
     assert done["status"] == "completed" and done["counts"]["failed"] == 3
 
@@ -80,7 +45,7 @@ def test_retry_makes_a_job_of_the_failed_items(cfg, api, alice, tiny_runner):
     assert retry["params"] == done["params"] and retry["priority"] == 4
     with read_session(cfg.database_url) as s:
         assert s.get(Job, retry["id"]).retry_of == job["id"]
-    _run_all(cfg, _ctx(cfg, tiny_runner))
+    _run_all(cfg, worker_ctx(cfg, tiny_runner))
     lines = api.get(f"/v1/jobs/{retry['id']}/results", headers=alice).content.splitlines()
     got = [orjson.loads(x) for x in lines]
     assert [(x["index"], x["custom_id"], x["error"]["code"]) for x in got] == [
@@ -96,7 +61,7 @@ def test_nothing_to_retry(cfg, api, alice, tiny_runner):
     job = api.post(
         "/v1/jobs", json={"model": "tiny-embed", "inputs": [{"input": "fine"}]}, headers=alice
     ).json()
-    _run_all(cfg, _ctx(cfg, tiny_runner))
+    _run_all(cfg, worker_ctx(cfg, tiny_runner))
     r = api.post(f"/v1/jobs/{job['id']}/retry", headers=alice)
     assert r.status_code == 409 and r.json()["error"]["code"] == "nothing_to_retry"
 
@@ -117,7 +82,7 @@ def test_retention_deletes_expired_jobs_and_files(cfg, api, alice, tiny_runner, 
     with write_session(cfg.database_url) as s:
         s.get(Job, old["id"]).expires_at = time.time() - 1
         s.get(File, f_old.json()["id"]).expires_at = time.time() - 1
-    Housekeeper(_ctx(cfg, tiny_runner)).retention(time.time())
+    Housekeeper(worker_ctx(cfg, tiny_runner)).retention(time.time())
     assert api.get(f"/v1/jobs/{old['id']}", headers=alice).status_code == 404
     assert api.get(f"/v1/jobs/{keep['id']}", headers=alice).status_code == 200
     assert api.get(f"/v1/files/{f_old.json()['id']}", headers=alice).status_code == 404

@@ -1,28 +1,18 @@
 """The run_chunk task body in-process, on both databases and real Redis, with injected faults."""
 
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from core import states
-from core.celery_app import make_celery
 from core.db import read_session, write_session
-from core.redis_client import get_redis
 from core.store.chunks import dispatch_chunks, sweep_expired
 from core.store.jobs import JobSpec, cancel_job, create_job
 from core.store.tenants import get_or_create_tenant
 from core.tables import Chunk, Job
-from models.embed import EmbedRunner
-from models.spec import load_registry
-from worker.context import WorkerContext
+from tests.conftest import worker_ctx
 from worker.run_chunk import execute_chunk
-
-
-@pytest.fixture(scope="module")
-def tiny_runner(registry_file: Path) -> EmbedRunner:
-    return EmbedRunner(load_registry(registry_file)["tiny-embed"])
 
 
 class CrashingRunner:
@@ -32,16 +22,6 @@ class CrashingRunner:
 
     def run(self, inputs, params, should_stop, token_counts=None):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
-
-
-def _ctx(cfg, runner) -> WorkerContext:
-    return WorkerContext(
-        cfg=cfg,
-        app=make_celery(cfg),
-        redis=get_redis(cfg.redis_url),
-        name="test-worker",
-        runners={"tiny-embed": runner},
-    )
 
 
 def _job(cfg, n=8):
@@ -66,7 +46,7 @@ def _dispatch(cfg, n):
 def test_runs_a_chunk_and_drops_a_duplicate_message(cfg, tiny_runner):
     job_id = _job(cfg)
     d1, d2 = _dispatch(cfg, 2)
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     assert execute_chunk(ctx, d1.chunk_id, d1.token) == "done"
     assert execute_chunk(ctx, d1.chunk_id, d1.token) == "stale"
     assert execute_chunk(ctx, d2.chunk_id, d2.token) == "done"
@@ -78,7 +58,7 @@ def test_runs_a_chunk_and_drops_a_duplicate_message(cfg, tiny_runner):
 def test_cancel_stops_a_running_chunk(cfg, tiny_runner):
     job_id = _job(cfg)
     (d,) = _dispatch(cfg, 1)
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     with write_session(cfg.database_url) as s:
         tenant_id = s.get(Job, job_id).tenant_id
     calls = []
@@ -102,7 +82,7 @@ def test_cancel_stops_a_running_chunk(cfg, tiny_runner):
 
 def test_a_crashing_runner_is_retried_then_failed_without_blocking(cfg):
     job_id = _job(cfg, n=4)
-    ctx = _ctx(cfg, CrashingRunner())
+    ctx = worker_ctx(cfg, CrashingRunner())
     for attempt in range(1, cfg.max_attempts + 1):
         (d,) = _dispatch(cfg, 1)
         with pytest.raises(RuntimeError, match="illegal memory"):
@@ -119,7 +99,7 @@ def test_a_crashing_runner_is_retried_then_failed_without_blocking(cfg):
 
 def test_stopping_worker_releases_its_chunk_without_using_an_attempt(cfg, tiny_runner):
     job_id = _job(cfg, n=4)
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     # A message that arrives while the worker stops is acked unstarted; its chunk stays
     # queued until the queue lease lapses, then the sweep makes it pending again.
     (d,) = _dispatch(cfg, 1)
@@ -151,7 +131,7 @@ def test_results_recorded_in_the_background_keep_the_lease_until_they_land(cfg, 
     from worker.recorder import Recorder
 
     job_id = _job(cfg, n=12)
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     ctx.recorder = Recorder()
     sent = _dispatch(cfg, 3)
     for d in sent:
@@ -170,7 +150,7 @@ def test_a_background_record_that_fails_lets_the_lease_lapse(cfg, tiny_runner, m
     from worker.recorder import Recorder
 
     job_id = _job(cfg, n=4)
-    ctx = _ctx(cfg, tiny_runner)
+    ctx = worker_ctx(cfg, tiny_runner)
     ctx.recorder = Recorder()
     (d,) = _dispatch(cfg, 1)
 
