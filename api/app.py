@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import files, jobs, system
+from api.routes import batches, files, jobs, system
 from core.config import Settings, settings
 from core.db import check_schema
 from core.redis_client import get_redis
@@ -53,4 +53,5 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
+    app.include_router(batches.router)
     return app

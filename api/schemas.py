@@ -95,6 +95,15 @@ class JobOut(BaseModel):
         description="Validation findings of a job from a file: {data: [{line, code, "
         "message}], invalid_lines}",
     )
+    usage: dict[str, int] = Field(
+        default_factory=dict,
+        description="Tokens of the finished items: {prompt_tokens, completion_tokens}",
+    )
+    endpoint: str | None = Field(
+        default=None, description="For an OpenAI batch: the endpoint of its requests"
+    )
+    output_file_id: str | None = Field(default=None, description="A finished batch's output file")
+    error_file_id: str | None = Field(default=None, description="A finished batch's error file")
 
 
 class JobList(BaseModel):

@@ -44,6 +44,13 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
         input_file_id=job.input_file_id,
         retry_of=job.retry_of,
         errors=job.errors,
+        usage={
+            "prompt_tokens": job.prompt_tokens or 0,
+            "completion_tokens": job.completion_tokens or 0,
+        },
+        endpoint=job.endpoint,
+        output_file_id=job.output_file_id,
+        error_file_id=job.error_file_id,
     )
 
 

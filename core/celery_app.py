@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from core.config import Settings, settings
-from core.constants import INGEST_TASK, RUN_CHUNK_TASK, model_queue
+from core.constants import FINALIZE_TASK, INGEST_TASK, RUN_CHUNK_TASK, model_queue
 
 
 def make_celery(cfg: Settings = settings) -> Celery:
@@ -43,3 +43,8 @@ def send_chunk(app: Celery, *, model: str, chunk_id: int, token: str) -> None:
 def send_ingest(app: Celery, *, model: str, job_id: str, token: str) -> None:
     """Publish a job's ingest on its model's queue (a worker of that model checks it)."""
     app.send_task(INGEST_TASK, args=[job_id, token], queue=model_queue(model))
+
+
+def send_finalize(app: Celery, *, queue_model: str, job_id: str, token: str) -> None:
+    """Publish a batch's finalize on a queue this worker consumes (it needs no model)."""
+    app.send_task(FINALIZE_TASK, args=[job_id, token], queue=model_queue(queue_model))

@@ -2,6 +2,7 @@
 
 RUN_CHUNK_TASK = "sluice.run_chunk"
 INGEST_TASK = "sluice.ingest"
+FINALIZE_TASK = "sluice.finalize"
 MODEL_QUEUE_PREFIX = "sluice.model."
 
 

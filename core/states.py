@@ -31,10 +31,12 @@ JOB_ACTIVE = frozenset({QUEUED, IN_PROGRESS})
 
 JOB_TRANSITIONS: Mapping[str, frozenset[str]] = {
     VALIDATING: frozenset({QUEUED, FAILED, CANCELLED, EXPIRED}),
-    QUEUED: frozenset({IN_PROGRESS, CANCELLING, CANCELLED, COMPLETED, EXPIRED}),
+    QUEUED: frozenset({IN_PROGRESS, FINALIZING, CANCELLING, CANCELLED, COMPLETED, EXPIRED}),
     IN_PROGRESS: frozenset({FINALIZING, COMPLETED, CANCELLING, EXPIRED}),
-    FINALIZING: frozenset({COMPLETED, FAILED}),
-    CANCELLING: frozenset({CANCELLED}),
+    # Batches finalize (write their output and error files) before they end, however
+    # they end.
+    FINALIZING: frozenset({COMPLETED, FAILED, CANCELLED, EXPIRED}),
+    CANCELLING: frozenset({CANCELLED, FINALIZING}),
     COMPLETED: frozenset(),
     FAILED: frozenset(),
     CANCELLED: frozenset(),
@@ -103,3 +105,15 @@ def expired_lease_target(
     if status == C_RUNNING and attempts >= max_attempts:
         return C_FAILED
     return C_PENDING
+
+
+def finalizing_instead(target: str, *, has_files: bool, finish_as: str | None) -> str | None:
+    """For a job that ends by writing output files (a batch): the terminal status it will
+    take once they are written, when `target` ends it; None when it does not finalize.
+
+    A batch whose completion window passed is stopped like a cancelled one but ends
+    `expired` (its finish_as is set when the window passes).
+    """
+    if not has_files or target not in (COMPLETED, CANCELLED):
+        return None
+    return finish_as or target

@@ -56,6 +56,8 @@ class Job(Base):
         Index("ix_jobs_tenant_id_id", "tenant_id", "id"),
         Index("ix_jobs_model_status", "model", "status"),
         Index("ix_jobs_expires_at", "expires_at"),
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_jobs_deadline_at", "deadline_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -86,6 +88,19 @@ class Job(Base):
     ingest_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
     ingest_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ingest_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    # Token usage of its finished items.
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    # OpenAI batches: the endpoint of every request, the completion window and its deadline;
+    # finalization (writing output and error files under the ingest lease columns) ends in
+    # finish_as (completed, cancelled or expired).
+    endpoint: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    completion_window: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    deadline_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finalizing_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finish_as: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    output_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    error_file_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class File(Base):

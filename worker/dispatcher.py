@@ -8,10 +8,11 @@ import time
 from celery import Celery
 from redis import Redis
 
-from core.celery_app import send_chunk, send_ingest
+from core.celery_app import send_chunk, send_finalize, send_ingest
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import read_session, write_session
+from core.store.batches import claim_finalizes, has_finalizing
 from core.store.chunks import (
     dispatch_chunks,
     lock_dispatch,
@@ -58,6 +59,27 @@ def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> i
             send_ingest(app, model=model, job_id=job_id, token=token)
         except Exception:  # broker down: the lease lapses and the next round sends it again
             log.exception("could not publish the ingest of %s", job_id)
+    return len(claimed)
+
+
+def dispatch_finalizes(*, app: Celery, cfg: Settings, queue_model: str, now: float) -> int:
+    """Hand finished batches that no live finalize holds to a finalize task, on a queue of
+    this worker's (writing the files needs no model, so whichever worker sees them does)."""
+    with read_session(cfg.database_url) as session:
+        if not has_finalizing(session=session):
+            return 0
+    with write_session(cfg.database_url) as session:
+        claimed = claim_finalizes(
+            session=session,
+            now=now,
+            lease=max(cfg.ingest_lease_seconds, cfg.queue_lease_seconds),
+            max_attempts=cfg.max_attempts,
+        )
+    for job_id, token in claimed:
+        try:
+            send_finalize(app, queue_model=queue_model, job_id=job_id, token=token)
+        except Exception:  # broker down: the lease lapses and a later round sends it again
+            log.exception("could not publish the finalize of %s", job_id)
     return len(claimed)
 
 

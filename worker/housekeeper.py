@@ -9,10 +9,11 @@ import time
 from core.constants import lock_key, nudge_key, workers_key
 from core.db import write_session
 from core.storage import storage_named
+from core.store.batches import expire_overdue
 from core.store.chunks import extend_lease, sweep_expired
 from core.store.retention import claim_expired_files, delete_expired_jobs
 from worker.context import WorkerContext
-from worker.dispatcher import dispatch_model
+from worker.dispatcher import dispatch_finalizes, dispatch_model
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -93,6 +94,10 @@ class Housekeeper(threading.Thread):
             moved = sweep_expired(session=session, now=now, max_attempts=cfg.max_attempts)
         if any(moved.values()):
             log.info("sweep: %s", moved)
+        with write_session(cfg.database_url) as session:
+            expired = expire_overdue(session=session, now=now)
+        if expired:
+            log.info("completion window passed: expiring %s", ", ".join(expired))
         self.retention(now)
 
     def retention(self, now: float) -> None:
@@ -111,6 +116,14 @@ class Housekeeper(threading.Thread):
             log.info("retention: deleted %d jobs and %d files", jobs, len(files))
 
     def dispatch(self) -> None:
-        """Top up the queue of every model this worker serves."""
+        """Top up the queue of every model this worker serves; send finished batches'
+        finalizes to one of them."""
         for model in self.ctx.runners:
             dispatch_model(app=self.ctx.app, r=self.ctx.redis, cfg=self.ctx.cfg, model=model)
+        if self.ctx.runners:
+            dispatch_finalizes(
+                app=self.ctx.app,
+                cfg=self.ctx.cfg,
+                queue_model=next(iter(self.ctx.runners)),
+                now=time.time(),
+            )

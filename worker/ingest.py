@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from core.chunking import chunk_size_for
@@ -24,9 +25,12 @@ from core.store.ingest import (
 )
 from core.tables import File
 from models.items import ItemInvalid, ItemLimits, check_line
+from models.openai_requests import check_request_line, request_length
 from models.params import parse_params
+from models.token_lengths import char_lengths
 from worker.context import WorkerContext
 from worker.ingest_builder import ChunkBuilder, IngestSettings
+from worker.requests_run import run_requests
 
 log = logging.getLogger(__name__)
 ROWS_PER_INSERT = 64
@@ -51,7 +55,7 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
             return "not_held"
         file = session.get(File, job.input_file_id) if job.input_file_id else None
         clear_chunks(session=session, job_id=job_id)  # an earlier attempt's, if any
-        model, skip = job.model, job.on_invalid == "skip"
+        model, skip, endpoint = job.model, job.on_invalid == "skip", job.endpoint
         file_id, storage_name = (file.id, file.storage) if file else (None, "db")
         usable = file is not None and file.status == PROCESSED
     runner = ctx.runners.get(model)
@@ -73,8 +77,9 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     spec = runner.spec
     storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
     limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
+    check, lengths = _line_rules(runner, endpoint, limits)
     chunk_size = chunk_size_for(
-        _item_seconds(ctx, runner, storage.read(file_id or ""), limits),
+        _item_seconds(ctx, runner, storage.read(file_id or ""), check, endpoint),
         default=spec.chunk_size,
         target_seconds=cfg.chunk_target_seconds,
         max_items=cfg.max_chunk_items,
@@ -89,6 +94,8 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
             skip_invalid=skip,
             max_errors=cfg.max_validation_errors,
             max_items=cfg.max_items_per_file_job,
+            check=check,
+            lengths=lengths,
         )
     )
     started = time.monotonic()
@@ -167,8 +174,30 @@ def _start(ctx: WorkerContext, model: str) -> None:
         log.info("could not dispatch %s's chunks right away: %s", model, exc)
 
 
+def _line_rules(
+    runner: Any, endpoint: str | None, limits: ItemLimits
+) -> tuple[Callable[[dict[str, Any]], tuple[str | None, Any]], Callable[[list[Any]], list[int]]]:
+    """How a line is checked, and its sort key: a native item, or an OpenAI batch request
+    to the batch's endpoint for the runner's model."""
+    if endpoint is None:
+        return partial(check_line, runner.task, limits=limits), char_lengths
+    width = getattr(runner, "dimension", None)
+
+    def check(obj: dict[str, Any]) -> tuple[str | None, Any]:
+        return check_request_line(endpoint, runner.spec.name, obj, limits, max_dimensions=width)
+
+    def lengths(bodies: list[Any]) -> list[int]:
+        return [request_length(endpoint, b) for b in bodies]
+
+    return check, lengths
+
+
 def _item_seconds(
-    ctx: WorkerContext, runner: Any, blocks: Iterator[bytes], limits: ItemLimits
+    ctx: WorkerContext,
+    runner: Any,
+    blocks: Iterator[bytes],
+    check: Callable[[dict[str, Any]], tuple[str | None, Any]],
+    endpoint: str | None,
 ) -> float | None:
     """Compute seconds per item of this model: from its recent chunks, else timed on a
     sample of the file's first lines (embed and classify only: a sample of generate
@@ -185,7 +214,7 @@ def _item_seconds(
             if is_blank(line):
                 continue
             try:
-                sample.append(check_line(runner.task, parse_object(number, line), limits)[1])
+                sample.append(check(parse_object(number, line))[1])
             except (LineError, ItemInvalid):
                 continue
     finally:
@@ -194,10 +223,13 @@ def _item_seconds(
             close()
     if len(sample) < 16:
         return None
-    params = parse_params(runner.task, {})
-    runner.run(sample[:8], params)  # the first pass pays for warm-up
+    if endpoint is not None:
+        run: Callable[[list[Any]], Any] = partial(run_requests, runner, endpoint, job_params={})
+    else:
+        run = partial(runner.run, params=parse_params(runner.task, {}))
+    run(sample[:8])  # the first pass pays for warm-up
     started = time.perf_counter()
-    runner.run(sample, params)
+    run(sample)
     return (time.perf_counter() - started) / len(sample)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,16 @@ class IngestSettings:
     skip_invalid: bool
     max_errors: int
     max_items: int
+    # (custom_id, value) of a parsed line, or ItemInvalid; native lines by default.
+    check: Callable[[dict[str, Any]], tuple[str | None, Any]] | None = None
+    # Sort keys of checked values for length bucketing.
+    lengths: Callable[[list[Any]], list[int]] = char_lengths
+
+    def check_line(self, obj: dict[str, Any]) -> tuple[str | None, Any]:
+        """The line's (custom_id, value), checked."""
+        if self.check is not None:
+            return self.check(obj)
+        return check_line(self.task, obj, self.limits)
 
 
 @dataclass
@@ -71,7 +82,7 @@ class ChunkBuilder:
             raise LineError(line_no, "too_many_items", f"more than {self.cfg.max_items} items")
         try:
             obj = parse_object(line_no, line)
-            custom_id, value = check_line(self.cfg.task, obj, self.cfg.limits)
+            custom_id, value = self.cfg.check_line(obj)
         except (LineError, ItemInvalid) as exc:
             self.invalid += 1
             self._error(line_no, exc.code, exc.message)
@@ -103,7 +114,7 @@ class ChunkBuilder:
         records, self._window = self._window, []
         if not self.writing:
             return rows
-        lengths = char_lengths([v for _, _, v in records])  # the API's sort key too
+        lengths = self.cfg.lengths([v for _, _, v in records])  # the API's sort key too
         for _, positions in bucket_chunks(
             records, lengths, chunk_size=self.cfg.chunk_size, window=max(1, len(records))
         ):

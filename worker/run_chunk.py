@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
@@ -25,17 +26,32 @@ from models.params import parse_params
 from models.results import Cancelled, ItemResult
 from worker.context import ActiveLease, WorkerContext
 from worker.dispatcher import dispatch_model
+from worker.requests_run import run_requests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DB_RETRIES = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int, int]:
-    """Compressed result lines for a chunk, with its completed and failed counts."""
+@dataclass(frozen=True)
+class Rendered:
+    """A chunk's compressed result lines, its counts and its token usage."""
+
+    blob: bytes
+    completed: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def render_lines(work: ChunkWork, results: list[ItemResult]) -> Rendered:
+    """Compressed result lines for a chunk, with its counts and token usage."""
     lines: list[bytes] = []
-    failed = 0
+    failed = prompt = completion = 0
     for (index, custom_id, _), res in zip(work.records, results, strict=True):
+        if res.usage:
+            prompt += res.usage.get("prompt_tokens", 0)
+            completion += res.usage.get("completion_tokens", 0)
         if res.ok:
             lines.append(result_line(index, custom_id, res.output, res.usage, res.truncated))
         else:
@@ -43,7 +59,17 @@ def render_lines(work: ChunkWork, results: list[ItemResult]) -> tuple[bytes, int
             lines.append(
                 error_line(index, custom_id, res.error_code or "error", res.error_message or "")
             )
-    return pack_lines(lines), len(results) - failed, failed
+    return Rendered(pack_lines(lines), len(results) - failed, failed, prompt, completion)
+
+
+def run_work(runner: Any, work: ChunkWork, should_stop: Callable[[], bool]) -> list[ItemResult]:
+    """The chunk's results: native inputs straight to the runner, a batch's request bodies
+    through their endpoint's translation."""
+    inputs = [r[2] for r in work.records]
+    if work.endpoint:
+        return run_requests(runner, work.endpoint, inputs, work.params, should_stop)
+    params = parse_params(work.task, work.params)
+    return runner.run(inputs, params, should_stop, token_counts=work.token_counts)
 
 
 def with_db_retries(action: Callable[[], T], what: str) -> T:
@@ -118,17 +144,11 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
         ctx.active[chunk_id] = lease
     handed_off = False
     try:
-        params = parse_params(work.task, work.params)
         opened = time.perf_counter()
         work.records  # noqa: B018 - decode the inputs now, timed apart from the model
         started = time.perf_counter()
         try:
-            results = runner.run(
-                [r[2] for r in work.records],
-                params,
-                _stop_check(ctx, lease),
-                token_counts=work.token_counts,
-            )
+            results = run_work(runner, work, _stop_check(ctx, lease))
         except Cancelled:
             return _release(ctx, work)
         except Exception:
@@ -168,7 +188,7 @@ def _record(
     """Encode a chunk's result lines and record them under its lease (retrying through a
     short database outage)."""
     began = time.perf_counter()
-    blob, completed, failed = render_lines(work, results)
+    out = render_lines(work, results)
     rendered = time.perf_counter()
     compute, start, decode = timings
 
@@ -177,11 +197,13 @@ def _record(
             return complete_chunk(
                 session=session,
                 work=work,
-                outputs=blob,
-                completed=completed,
-                failed=failed,
+                outputs=out.blob,
+                completed=out.completed,
+                failed=out.failed,
                 now=time.time(),
                 compute_seconds=compute,
+                prompt_tokens=out.prompt_tokens,
+                completion_tokens=out.completion_tokens,
             )
 
     if not with_db_retries(record, "recording chunk results"):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from core.celery_app import celery_app
-from core.constants import INGEST_TASK, RUN_CHUNK_TASK
+from core.constants import FINALIZE_TASK, INGEST_TASK, RUN_CHUNK_TASK
 from worker.context import get_context
+from worker.finalize import run_finalize
 from worker.ingest import run_ingest
 from worker.run_chunk import execute_chunk
 
@@ -19,3 +20,9 @@ def run_chunk(chunk_id: int, token: str) -> str:
 def ingest(job_id: str, token: str) -> str:
     """Check a job's file and write its chunks, under the job's ingest lease."""
     return run_ingest(get_context(), job_id, token)
+
+
+@celery_app.task(name=FINALIZE_TASK, ignore_result=True)
+def finalize(job_id: str, token: str) -> str:
+    """Write a finished batch's output and error files, under its finalize lease."""
+    return run_finalize(get_context(), job_id, token)

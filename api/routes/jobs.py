@@ -62,16 +62,16 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
         job = _submit_file_job(body, tenant.id, state)
     else:
         spec = validate_job(body, state.registry, state.settings, measure=counter_for)
-        _count_submission(state, tenant.id)
+        count_submission(state, tenant.id)
         spec = replace(spec, chunk_size=_chunk_size(state.settings, spec.model, spec.chunk_size))
         chunks = prepare_chunks(spec)
         with write_session(state.settings.database_url) as session:
             job = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
-    _nudge(state, job.model)
+    nudge_dispatch(state, job.model)
     return job_out(job)
 
 
-def _nudge(state: Any, model: str) -> None:
+def nudge_dispatch(state: Any, model: str) -> None:
     """Wake a dispatcher now; without it the next poll (a second) finds the job anyway."""
     try:
         key = nudge_key(state.settings.redis_prefix, model)
@@ -92,7 +92,7 @@ def _chunk_size(cfg: Any, model: str, default: int) -> int:
     )
 
 
-def _count_submission(state: Any, tenant_id: str) -> None:
+def count_submission(state: Any, tenant_id: str) -> None:
     check_rate(
         state.redis,
         prefix=state.settings.redis_prefix,
@@ -109,7 +109,7 @@ def _submit_file_job(body: JobCreate, tenant_id: str, state: Any) -> Job:
         file = get_file(session=session, tenant_id=tenant_id, file_id=body.input_file_id or "")
     if file is None:
         raise NotFound(f"no file {body.input_file_id!r}", param="input_file_id")
-    _count_submission(state, tenant_id)
+    count_submission(state, tenant_id)
     with write_session(cfg.database_url) as session:
         return create_file_job(
             session=session,
@@ -240,7 +240,7 @@ def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
     items = failed_items(session_factory=partial(read_session, cfg.database_url), job_id=job.id)
     if not items:
         raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
-    _count_submission(state, tenant.id)
+    count_submission(state, tenant.id)
     spec = JobSpec(
         model=job.model,
         task=job.task,
@@ -261,5 +261,5 @@ def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
     chunks = prepare_chunks(spec)
     with write_session(cfg.database_url) as session:
         new = create_job(session=session, tenant_id=tenant.id, spec=spec, chunks=chunks)
-    _nudge(state, new.model)
+    nudge_dispatch(state, new.model)
     return job_out(new)

@@ -41,6 +41,8 @@ class ChunkWork:
     model: str
     task: str
     params: dict[str, Any]
+    # An OpenAI batch's endpoint: its inputs are request bodies to it.
+    endpoint: str | None = None
     # The compressed input records; decoded on first use, after the starting transaction
     # has committed (decoding thousands of records need not hold the database).
     inputs: bytes = b""
@@ -217,13 +219,15 @@ def start_chunk(
 ) -> ChunkWork | None:
     """Take a queued chunk whose lease token matches; None for a stale or duplicate message."""
     row = session.execute(
-        select(Chunk.job_id, Chunk.inputs, Job.status, Job.model, Job.task, Job.params)
+        select(
+            Chunk.job_id, Chunk.inputs, Job.status, Job.model, Job.task, Job.params, Job.endpoint
+        )
         .join(Job, Job.id == Chunk.job_id)
         .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
     ).first()
     if row is None:
         return None
-    job_id, inputs, job_status, model, task, params = row
+    job_id, inputs, job_status, model, task, params, endpoint = row
     if job_status not in states.JOB_ACTIVE:
         _if_held(
             session,
@@ -258,6 +262,7 @@ def start_chunk(
         model=model,
         task=task,
         params=params or {},
+        endpoint=endpoint,
         inputs=inputs,
     )
 
@@ -276,8 +281,11 @@ def complete_chunk(
     failed: int,
     now: float,
     compute_seconds: float,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
 ) -> bool:
-    """Record a chunk's results if this worker still holds its lease; count them once."""
+    """Record a chunk's results if this worker still holds its lease; count them (and
+    their token usage) once."""
     recorded = _if_held(
         session,
         work.chunk_id,
@@ -298,7 +306,13 @@ def complete_chunk(
     session.execute(
         update(Job)
         .where(Job.id == work.job_id)
-        .values(completed=Job.completed + completed, failed=Job.failed + failed, updated_at=now)
+        .values(
+            completed=Job.completed + completed,
+            failed=Job.failed + failed,
+            prompt_tokens=Job.prompt_tokens + prompt_tokens,
+            completion_tokens=Job.completion_tokens + completion_tokens,
+            updated_at=now,
+        )
     )
     finish_job_if_done(session=session, job_id=work.job_id, now=now)
     return True

@@ -37,11 +37,18 @@ def create_file_job(
     on_invalid: str,
     expires_after_seconds: float,
     retry_of: str | None = None,
+    endpoint: str | None = None,
+    completion_window: str | None = None,
+    window_seconds: float | None = None,
 ) -> Job:
-    """A job in `validating`, waiting for an ingest to read its file."""
+    """A job in `validating`, waiting for an ingest to read its file; with an endpoint, an
+    OpenAI batch (its lines are requests to it) due within window_seconds."""
     now = time.time()
     job = Job(
-        id=new_id("job"),
+        id=new_id("batch" if endpoint else "job"),
+        endpoint=endpoint,
+        completion_window=completion_window,
+        deadline_at=now + window_seconds if window_seconds else None,
         tenant_id=tenant_id,
         model=model,
         task=task,
@@ -78,28 +85,35 @@ def has_validating(*, session: Session, model: str) -> bool:
 
 
 def claim_ingests(
-    *, session: Session, model: str, now: float, lease: float, max_attempts: int, limit: int = 4
+    *,
+    session: Session,
+    model: str | None,
+    now: float,
+    lease: float,
+    max_attempts: int,
+    limit: int = 4,
+    status: str = states.VALIDATING,
 ) -> list[tuple[str, str]]:
-    """(job id, token) of validating jobs of a model that no live ingest holds, now leased
-    to a new one; a job whose ingest has died max_attempts times fails instead."""
+    """(job id, token) of jobs in `status` (validating: to ingest; finalizing: to write
+    a batch's files) of a model (None: any) that no live task holds, now leased to a new
+    one; a job whose task has died max_attempts times fails instead."""
     free = or_(Job.ingest_token.is_(None), Job.ingest_expires_at < now)
-    rows = session.execute(
-        select(Job.id, Job.ingest_attempts, Job.ingest_token)
-        .where(Job.model == model, Job.status == states.VALIDATING, free)
-        .order_by(Job.priority.desc(), Job.id)
-        .limit(limit)
-    ).all()
+    q = select(Job.id, Job.ingest_attempts, Job.ingest_token).where(Job.status == status, free)
+    if model is not None:
+        q = q.where(Job.model == model)
+    rows = session.execute(q.order_by(Job.priority.desc(), Job.id).limit(limit)).all()
     out: list[tuple[str, str]] = []
+    what = "validating the file" if status == states.VALIDATING else "writing the output files"
     for job_id, attempts, old_token in rows:
         same = (
             Job.id == job_id,
-            Job.status == states.VALIDATING,
+            Job.status == status,
             Job.ingest_token.is_(None) if old_token is None else Job.ingest_token == old_token,
         )
         if attempts >= max_attempts:
             error = {
-                "code": "ingest_failed",
-                "message": f"validating the file failed {attempts} times",
+                "code": "ingest_failed" if status == states.VALIDATING else "finalize_failed",
+                "message": f"{what} failed {attempts} times",
             }
             session.execute(
                 update(Job)
@@ -129,19 +143,22 @@ def claim_ingests(
     return out
 
 
-def _held(job_id: str, token: str) -> Any:
-    return (Job.id == job_id, Job.status == states.VALIDATING, Job.ingest_token == token)
+def _held(job_id: str, token: str, status: str = states.VALIDATING) -> Any:
+    return (Job.id == job_id, Job.status == status, Job.ingest_token == token)
 
 
-def _if_held(session: Session, job_id: str, token: str, **values: Any) -> bool:
-    """Update the job only while this token holds its ingest; whether it did."""
-    moved = session.execute(update(Job).where(*_held(job_id, token)).values(**values))
+def update_if_held(
+    session: Session, job_id: str, token: str, in_status: str = states.VALIDATING, **values: Any
+) -> bool:
+    """Update the job only while it is in `in_status` and this token holds its job-level
+    task (the ingest while validating, the finalize while finalizing); whether it did."""
+    moved = session.execute(update(Job).where(*_held(job_id, token, in_status)).values(**values))
     return moved.rowcount == 1  # type: ignore[attr-defined]
 
 
 def hold_ingest(*, session: Session, job_id: str, token: str, now: float, lease: float) -> bool:
     """Extend the ingest lease; False when it was lost (stop)."""
-    return _if_held(session, job_id, token, ingest_expires_at=now + lease)
+    return update_if_held(session, job_id, token, ingest_expires_at=now + lease)
 
 
 def load_ingest(*, session: Session, job_id: str, token: str) -> Job | None:
@@ -183,7 +200,7 @@ def accept_ingest(
     now: float,
 ) -> bool:
     """The file is valid (or its invalid lines are skipped): the job is queued."""
-    if not _if_held(
+    if not update_if_held(
         session,
         job_id,
         token,
@@ -204,7 +221,7 @@ def reject_ingest(
     *, session: Session, job_id: str, token: str, errors: dict[str, Any], now: float
 ) -> bool:
     """The file is invalid: the job fails with its errors, and keeps no chunks."""
-    if not _if_held(
+    if not update_if_held(
         session,
         job_id,
         token,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
@@ -116,13 +116,29 @@ def get_job(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
 
 
 def list_jobs(
-    *, session: Session, tenant_id: str, limit: int, after: str | None = None
+    *,
+    session: Session,
+    tenant_id: str,
+    limit: int,
+    after: str | None = None,
+    batches_only: bool = False,
 ) -> list[Job]:
-    """The tenant's jobs, newest first, starting after the cursor job id."""
+    """The tenant's jobs (or only its batches), newest first, after the cursor job id.
+
+    Ordered by creation time, not id: batch ids and job ids have different prefixes.
+    """
     q = select(Job).where(Job.tenant_id == tenant_id)
+    if batches_only:
+        q = q.where(Job.endpoint.is_not(None))
     if after:
-        q = q.where(Job.id < after)
-    return list(session.scalars(q.order_by(Job.id.desc()).limit(limit)))
+        cursor = session.scalar(
+            select(Job.created_at).where(Job.id == after, Job.tenant_id == tenant_id)
+        )
+        if cursor is None:
+            return []
+        q = q.where(or_(Job.created_at < cursor, and_(Job.created_at == cursor, Job.id < after)))
+    order = (Job.created_at.desc(), Job.id.desc())
+    return list(session.scalars(q.order_by(*order).limit(limit)))
 
 
 def chunk_status_counts(*, session: Session, job_id: str) -> dict[str, int]:
@@ -143,10 +159,13 @@ def _any_chunk(session: Session, job_id: str, statuses: frozenset[str]) -> bool:
 
 def finish_job_if_done(*, session: Session, job_id: str, now: float) -> str | None:
     """Move the job to the status its chunks imply (conditional update); return it."""
-    current = session.scalar(select(Job.status).where(Job.id == job_id))
-    if current is None:
+    row = session.execute(
+        select(Job.status, Job.endpoint, Job.finish_as).where(Job.id == job_id)
+    ).first()
+    if row is None:
         return None
-    if current in states.JOB_TERMINAL:
+    current, endpoint, finish_as = row
+    if current in states.JOB_TERMINAL or current == states.FINALIZING:
         return current
     # Two index probes instead of counting every chunk of the job on each completion
     # (which made a job of thousands of chunks quadratic): is any chunk still open, and
@@ -160,7 +179,20 @@ def finish_job_if_done(*, session: Session, job_id: str, now: float) -> str | No
         values: dict[str, Any] = {"status": target, "updated_at": now}
         if target == states.IN_PROGRESS:
             values["started_at"] = now
-        if target in states.JOB_TERMINAL:
+        ends_as = states.finalizing_instead(
+            target, has_files=endpoint is not None, finish_as=finish_as
+        )
+        if ends_as is not None:  # a batch writes its files first (worker/finalize.py)
+            target = states.FINALIZING
+            values.update(
+                status=target,
+                finish_as=ends_as,
+                finalizing_at=now,
+                ingest_token=None,
+                ingest_expires_at=None,
+                ingest_attempts=0,
+            )
+        elif target in states.JOB_TERMINAL:
             values["finished_at"] = now
         session.execute(update(Job).where(Job.id == job_id, Job.status == current).values(values))
     return target
@@ -176,21 +208,32 @@ def cancel_job(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
     job = session.scalar(
         select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id).with_for_update()
     )
-    if job is None or job.status in states.JOB_TERMINAL or job.status == states.CANCELLING:
+    if job is None or job.status not in STOPPABLE:
         return job
-    now = time.time()
-    if job.status == states.VALIDATING:  # nothing runs yet: cancelled at once, no chunks kept
-        job.status, job.cancelled_at, job.finished_at, job.updated_at = (
-            states.CANCELLED,
-            now,
-            now,
-            now,
-        )
+    return stop_job(session=session, job=job, now=time.time(), ends_as=states.CANCELLED)
+
+
+# What cancellation (or a batch's expiry) can still stop.
+STOPPABLE = frozenset({states.VALIDATING, states.QUEUED, states.IN_PROGRESS})
+
+
+def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
+    """Stop a job (locked by the caller) that is validating, queued or in progress; it
+    ends `ends_as` (cancelled, or expired for a batch past its completion window)."""
+    job_id = job.id
+    if job.status == states.VALIDATING:  # nothing runs yet: ends at once, no chunks kept
+        job.status, job.finished_at, job.updated_at = ends_as, now, now
+        if ends_as == states.CANCELLED:
+            job.cancelled_at = now
         job.ingest_token = job.ingest_expires_at = None
         session.flush()
         session.execute(delete(Chunk).where(Chunk.job_id == job_id))
         return job
-    job.status, job.cancelled_at, job.updated_at = states.CANCELLING, now, now
+    job.status, job.updated_at = states.CANCELLING, now
+    if ends_as == states.CANCELLED:
+        job.cancelled_at = now
+    else:
+        job.finish_as = ends_as
     session.flush()
     session.execute(
         update(Chunk)
