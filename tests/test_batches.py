@@ -166,6 +166,10 @@ def test_an_embeddings_batch_writes_openai_output(cfg, api, alice, tiny_runner):
     assert job["endpoint"] == EMBED and job["output_file_id"] == batch.output_file_id
     info = api.get(f"/v1/files/{batch.output_file_id}", headers=alice).json()
     assert info["purpose"] == "batch_output" and info["lines"] == 33
+    listed = api.get("/v1/files", params={"purpose": "batch_output"}, headers=alice).json()
+    assert [f["id"] for f in listed["data"]] == [batch.output_file_id]
+    retry = api.post(f"/v1/jobs/{batch.id}/retry", headers=alice)
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "batch_retry_unsupported"
 
 
 def test_invalid_requests_fail_validation_with_line_numbers(cfg, api, alice, tiny_runner):

@@ -231,6 +231,12 @@ def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
     state = request.app.state
     cfg = state.settings
     job = _load(cfg.database_url, tenant.id, job_id)
+    if job.endpoint is not None:
+        raise Conflict(
+            "a batch's failed requests are in its error file; submit them as a new batch",
+            code="batch_retry_unsupported",
+            param="job_id",
+        )
     if job.status not in states.JOB_TERMINAL:
         raise Conflict(
             f"job is {job.status}; retry it when it has finished",
