@@ -15,6 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.errors import QuotaExceeded, SluiceError
 
 log = logging.getLogger(__name__)
+# OpenAI answers a malformed request with 400 (the official client's BadRequestError);
+# sluice's native routes keep FastAPI's 422.
+OPENAI_PATHS = ("/v1/batches", "/v1/files")
 
 
 def error_body(
@@ -58,7 +61,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
         param = _loc(tuple(first.get("loc", ())))
@@ -74,7 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 param=param or None,
                 details=details,
             ),
-            status_code=422,
+            status_code=400 if request.url.path.startswith(OPENAI_PATHS) else 422,
         )
 
     @app.exception_handler(StarletteHTTPException)
