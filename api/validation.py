@@ -27,6 +27,20 @@ def _unicode(value: str, param: str) -> str:
     return value
 
 
+def check_metadata(metadata: dict[str, str], max_pairs: int) -> None:
+    """At most max_pairs pairs of valid Unicode, keys up to 64 and values up to 512
+    characters (OpenAI's limits)."""
+    if len(metadata) > max_pairs or any(len(k) > 64 or len(v) > 512 for k, v in metadata.items()):
+        raise InvalidInput(
+            f"metadata takes at most {max_pairs} pairs, keys up to 64 and values up to 512 "
+            "characters",
+            param="metadata",
+        )
+    for key, value in metadata.items():
+        _unicode(key, "metadata")
+        _unicode(value, f"metadata.{key}")
+
+
 def validate_settings(
     body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings
 ) -> tuple[ModelSpec, dict[str, Any]]:
@@ -36,17 +50,7 @@ def validate_settings(
         raise ModelUnavailable(
             f"unknown model {body.model!r}; GET /v1/models lists them", param="model"
         )
-    if len(body.metadata) > cfg.max_metadata_pairs or any(
-        len(k) > 64 or len(v) > 512 for k, v in body.metadata.items()
-    ):
-        raise InvalidInput(
-            f"metadata takes at most {cfg.max_metadata_pairs} pairs, keys up to "
-            "64 and values up to 512 characters",
-            param="metadata",
-        )
-    for key, value in body.metadata.items():
-        _unicode(key, "metadata")
-        _unicode(value, f"metadata.{key}")
+    check_metadata(body.metadata, cfg.max_metadata_pairs)
     try:
         params = parse_params(spec.task, body.params).model_dump(exclude_none=True)
     except ValidationError as exc:

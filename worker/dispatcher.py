@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from celery import Celery
 from redis import Redis
+from sqlalchemy.orm import Session
 
 from core.celery_app import send_chunk, send_finalize, send_ingest
 from core.config import Settings
@@ -41,46 +43,63 @@ def queue_lease(configured: float, chunk_seconds: float, per_worker: int) -> flo
     return max(configured, 3.0 * per_worker * chunk_seconds)
 
 
-def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> int:
-    """Hand validating jobs of a model that no live ingest holds to an ingest task."""
+def _hand_out(
+    cfg: Settings,
+    waiting: Callable[[Session], bool],
+    claim: Callable[[Session], list[tuple[str, str]]],
+    send: Callable[[str, str], None],
+    what: str,
+) -> int:
+    """Lease the job-level tasks that wait and no live task holds, and publish each; a
+    cheap read first, so rounds with nothing waiting open no write transaction."""
     with read_session(cfg.database_url) as session:
-        if not has_validating(session=session, model=model):
+        if not waiting(session):
             return 0
     with write_session(cfg.database_url) as session:
-        claimed = claim_ingests(
-            session=session,
-            model=model,
-            now=now,
-            lease=max(cfg.ingest_lease_seconds, cfg.queue_lease_seconds),
-            max_attempts=cfg.max_attempts,
-        )
+        claimed = claim(session)
     for job_id, token in claimed:
         try:
-            send_ingest(app, model=model, job_id=job_id, token=token)
-        except Exception:  # broker down: the lease lapses and the next round sends it again
-            log.exception("could not publish the ingest of %s", job_id)
+            send(job_id, token)
+        except Exception:  # broker down: the lease lapses and a later round sends it again
+            log.exception("could not publish the %s of %s", what, job_id)
     return len(claimed)
+
+
+def _job_task_lease(cfg: Settings) -> float:
+    return max(cfg.ingest_lease_seconds, cfg.queue_lease_seconds)
+
+
+def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> int:
+    """Hand validating jobs of a model that no live ingest holds to an ingest task."""
+    return _hand_out(
+        cfg,
+        lambda s: has_validating(session=s, model=model),
+        lambda s: claim_ingests(
+            session=s,
+            model=model,
+            now=now,
+            lease=_job_task_lease(cfg),
+            max_attempts=cfg.max_attempts,
+        ),
+        lambda job_id, token: send_ingest(app, model=model, job_id=job_id, token=token),
+        "ingest",
+    )
 
 
 def dispatch_finalizes(*, app: Celery, cfg: Settings, queue_model: str, now: float) -> int:
     """Hand finished batches that no live finalize holds to a finalize task, on a queue of
     this worker's (writing the files needs no model, so whichever worker sees them does)."""
-    with read_session(cfg.database_url) as session:
-        if not has_finalizing(session=session):
-            return 0
-    with write_session(cfg.database_url) as session:
-        claimed = claim_finalizes(
-            session=session,
-            now=now,
-            lease=max(cfg.ingest_lease_seconds, cfg.queue_lease_seconds),
-            max_attempts=cfg.max_attempts,
-        )
-    for job_id, token in claimed:
-        try:
-            send_finalize(app, queue_model=queue_model, job_id=job_id, token=token)
-        except Exception:  # broker down: the lease lapses and a later round sends it again
-            log.exception("could not publish the finalize of %s", job_id)
-    return len(claimed)
+    return _hand_out(
+        cfg,
+        lambda s: has_finalizing(session=s),
+        lambda s: claim_finalizes(
+            session=s, now=now, lease=_job_task_lease(cfg), max_attempts=cfg.max_attempts
+        ),
+        lambda job_id, token: send_finalize(
+            app, queue_model=queue_model, job_id=job_id, token=token
+        ),
+        "finalize",
+    )
 
 
 def dispatch_model(*, app: Celery, r: Redis, cfg: Settings, model: str) -> int:

@@ -13,6 +13,7 @@ from api.batch_schemas import BatchCreate, BatchList, BatchOut
 from api.batch_views import batch_out
 from api.deps import TenantDep
 from api.routes.jobs import count_submission, nudge_dispatch
+from api.validation import check_metadata
 from core import states
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
@@ -76,15 +77,6 @@ def _first_model(request: Request, file: File) -> str:
     raise InvalidInput("the file has no requests", code="empty_file", param="input_file_id")
 
 
-def _check_metadata(metadata: dict[str, str], max_pairs: int) -> None:
-    if len(metadata) > max_pairs or any(len(k) > 64 or len(v) > 512 for k, v in metadata.items()):
-        raise InvalidInput(
-            f"metadata takes at most {max_pairs} pairs, keys up to 64 and values up to 512 "
-            "characters",
-            param="metadata",
-        )
-
-
 @router.post("", response_model=BatchOut, summary="Create a batch (OpenAI-compatible)")
 def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> BatchOut:
     """The batch starts `validating`: a worker checks every line (its url, method, body and
@@ -100,7 +92,7 @@ def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> Batc
         )
     window = window_seconds(body.completion_window)
     metadata = body.metadata or {}
-    _check_metadata(metadata, cfg.max_metadata_pairs)
+    check_metadata(metadata, cfg.max_metadata_pairs)
     with read_session(cfg.database_url) as session:
         file = get_file(session=session, tenant_id=tenant.id, file_id=body.input_file_id)
     if file is None:
