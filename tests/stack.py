@@ -36,6 +36,7 @@ class Stack:
             "SLUICE_DISPATCH_INTERVAL_SECONDS": str(cfg.dispatch_interval_seconds),
             "SLUICE_CANCEL_CHECK_SECONDS": str(cfg.cancel_check_seconds),
             "SLUICE_MAX_ATTEMPTS": str(cfg.max_attempts),
+            "SLUICE_CHUNK_TARGET_SECONDS": str(cfg.chunk_target_seconds),
             "TOKENIZERS_PARALLELISM": "false",
         }
         self.api: subprocess.Popen | None = None

@@ -1,0 +1,227 @@
+"""Fault injection: workers SIGKILLed and SIGTERMed, Redis flushed and restarted,
+PostgreSQL restarted, chunks delivered twice, all mid-job, against a redis-server and a
+PostgreSQL of these tests' own. After each, the job completes and every item has exactly
+one result: at-least-once execution, exactly-once results."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from core.celery_app import make_celery, send_chunk
+from core.config import Settings
+from core.db import get_engine, migrate, read_session
+from core.tables import Chunk, Job
+from tests.chaos_services import PostgresServer, RedisServer
+from tests.conftest import make_key
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+ITEMS = 20_000
+
+
+@pytest.fixture(scope="module")
+def chaos_pg() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def chaos_redis() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def chaos_cfg(chaos_pg, chaos_redis, registry_file) -> Iterator[Settings]:
+    schema = f"c_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(chaos_pg.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    url = f"{chaos_pg.url}?options=-csearch_path%3D{schema}"
+    migrate(url)
+    yield Settings(
+        database_url=url,
+        redis_url=chaos_redis.url,
+        redis_prefix="chaos:",
+        models_file=registry_file,
+        lease_seconds=3,
+        queue_lease_seconds=4,
+        sweep_interval_seconds=0.5,
+        dispatch_interval_seconds=0.2,
+        cancel_check_seconds=0.05,
+        max_attempts=12,
+        chunk_target_seconds=0.2,
+    )
+    get_engine(url).dispose()
+
+
+@pytest.fixture
+def chaos_stack(chaos_cfg, tmp_path) -> Iterator[Stack]:
+    s = Stack(chaos_cfg, tmp_path / "logs", make_key(chaos_cfg.database_url, "chaos"))
+    s.start_api()
+    yield s
+    s.close()
+
+
+def texts(n: int) -> list[str]:
+    rng = random.Random(n)
+    words = ["river", "stone", "lamp", "quiet", "orbit", "copper", "meadow", "signal"]
+    return [" ".join(rng.choice(words) for _ in range(1 + i % 23)) for i in range(n)]
+
+
+def progress(stack: Stack, job_id: str) -> dict[str, Any]:
+    return stack.job(job_id)
+
+
+def wait_progress(stack: Stack, job_id: str, beyond: int, timeout: float = 120) -> dict:
+    """Wait until more than `beyond` items finished (or the job ended)."""
+    return stack.wait_until(
+        job_id,
+        lambda j: (
+            j["counts"]["completed"] + j["counts"]["failed"] > beyond
+            or j["status"] in ("completed", "failed", "cancelled")
+        ),
+        timeout,
+    )
+
+
+def assert_exactly_once(stack: Stack, job_id: str, n: int) -> dict:
+    """The job completed, every index has one result, and every count agrees."""
+    job = stack.wait_until(job_id, lambda j: j["status"] in ("completed", "failed", "cancelled"))
+    assert job["status"] == "completed", job
+    lines = [orjson.loads(x) for x in stack.results(job_id)]
+    indices = [x["index"] for x in lines]
+    assert indices == list(range(n)), "an item is missing or duplicated"
+    failed = [x for x in lines if "error" in x]
+    assert not failed, failed[:3]
+    assert job["counts"] == {"total": n, "completed": n, "failed": 0}
+    with read_session(stack.cfg.database_url) as s:
+        chunk_sum = s.scalar(select(func.sum(Chunk.completed)).where(Chunk.job_id == job_id))
+        leased = s.scalar(
+            select(func.count()).where(Chunk.job_id == job_id, Chunk.lease_token.is_not(None))
+        )
+        row = s.get(Job, job_id)
+    assert chunk_sum == n and leased == 0 and row is not None and row.completed == n
+    return job
+
+
+def test_worker_sigkilled_ten_times(chaos_stack):
+    stack = chaos_stack
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    rng = random.Random(7)
+    done = 0
+    for _ in range(10):
+        proc = stack.start_worker("tiny-embed")
+        now = wait_progress(stack, job["id"], done)
+        done = now["counts"]["completed"]
+        if now["status"] == "completed":
+            break
+        time.sleep(rng.uniform(0.0, 0.4))
+        stack.kill(proc)
+    stack.start_worker("tiny-embed")
+    assert_exactly_once(stack, job["id"], ITEMS)
+
+
+def test_redis_flushed_mid_job(chaos_stack, chaos_redis):
+    stack = chaos_stack
+    stack.start_worker("tiny-embed")
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    wait_progress(stack, job["id"], 0)
+    chaos_redis.flushall()  # queued messages, heartbeats, locks: all gone
+    assert_exactly_once(stack, job["id"], ITEMS)
+
+
+def test_redis_restarted_mid_job(chaos_stack, chaos_redis):
+    stack = chaos_stack
+    stack.start_worker("tiny-embed")
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    wait_progress(stack, job["id"], 0)
+    chaos_redis.kill()
+    time.sleep(2)
+    chaos_redis.start()
+    assert_exactly_once(stack, job["id"], ITEMS)
+
+
+def test_postgres_restarted_mid_job(chaos_stack, chaos_pg):
+    stack = chaos_stack
+    stack.start_worker("tiny-embed")
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    wait_progress(stack, job["id"], 0)
+    chaos_pg.stop("immediate")
+    statuses = []
+    try:
+        for _ in range(10):  # the API keeps answering: 503 with Retry-After, never a 500
+            r = httpx.get(
+                f"{stack.url}/v1/jobs/{job['id']}",
+                headers={"Authorization": f"Bearer {stack.key}"},
+                timeout=30,
+            )
+            statuses.append(r.status_code)
+            if r.status_code == 503:
+                assert r.headers["Retry-After"] and r.json()["error"]["code"]
+            time.sleep(0.2)
+    finally:
+        chaos_pg.start()
+    assert set(statuses) == {503}, statuses
+    assert_exactly_once(stack, job["id"], ITEMS)
+    assert all(p.poll() is None for p in stack.workers), "a worker died with the database"
+
+
+def test_every_chunk_delivered_twice(chaos_stack):
+    """A second copy of each message (same lease token), to a second worker: one result."""
+    stack = chaos_stack
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    app = make_celery(stack.cfg)
+    stack.start_worker("tiny-embed")
+    stack.start_worker("tiny-embed")
+    sent: set[int] = set()
+    deadline = time.monotonic() + 120
+    while progress(stack, job["id"])["status"] != "completed" and time.monotonic() < deadline:
+        with read_session(stack.cfg.database_url) as s:
+            queued = s.execute(
+                select(Chunk.id, Chunk.lease_token).where(
+                    Chunk.job_id == job["id"], Chunk.status == "queued"
+                )
+            ).all()
+        for chunk_id, token in queued:
+            if chunk_id not in sent and token:
+                send_chunk(app, model="tiny-embed", chunk_id=chunk_id, token=token)
+                sent.add(chunk_id)
+        time.sleep(0.02)
+    assert len(sent) > 5
+    assert_exactly_once(stack, job["id"], ITEMS)
+    logs = "".join(p.read_text() for p in Path(stack.logs).glob("worker*.log"))
+    assert "succeeded" in logs and "'stale'" in logs  # the copies were turned away
+
+
+def test_sigterm_hands_back_within_a_bound(chaos_stack):
+    stack = chaos_stack
+    proc = stack.start_worker("tiny-embed")
+    job = stack.submit(texts(ITEMS), "tiny-embed")
+    wait_progress(stack, job["id"], 0)
+    started = time.monotonic()
+    proc.terminate()
+    proc.wait(30)
+    assert time.monotonic() - started < 30
+    with read_session(stack.cfg.database_url) as s:
+        running = s.scalar(
+            select(func.count()).where(Chunk.job_id == job["id"], Chunk.status == "running")
+        )
+    assert running == 0, "a chunk was left running by a worker that exited"
+    stack.start_worker("tiny-embed")
+    assert_exactly_once(stack, job["id"], ITEMS)
