@@ -18,8 +18,8 @@ class BatchCreate(BaseModel):
     input_file_id: str = Field(max_length=64, description="A file uploaded with purpose batch")
     endpoint: str = Field(
         max_length=64,
-        description="/v1/embeddings, /v1/chat/completions or /v1/completions; every line's "
-        "url must be this endpoint",
+        description="/v1/embeddings, /v1/chat/completions or /v1/completions (other OpenAI "
+        "endpoints are refused with unsupported_endpoint); every line's url must be this one",
     )
     completion_window: str = Field(
         pattern=WINDOW_PATTERN,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.db import read_session
-from core.errors import Unauthorized
+from core.errors import InvalidInput, Unauthorized
 from core.store.tenants import tenant_for_key
 from core.tables import Tenant
 
@@ -32,3 +33,40 @@ def current_tenant(
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route's dependency tree declares."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """400 for a query parameter the route does not take (a typo such as `?limt=5`
+    would otherwise be ignored silently), one given twice (every one takes one value), or
+    a NUL character in a parameter or a path id."""
+    # PostgreSQL text cannot hold NUL: refuse it in any id or parameter before a query does.
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in str(value):
+            raise InvalidInput(f"{name} contains a NUL character", param=name)
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter {unknown[0]!r}", code="unknown_parameter", param=unknown[0]
+        )
+    repeated = sorted(k for k in known if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        raise InvalidInput(
+            f"query parameter {repeated[0]!r} is given more than once",
+            code="repeated_parameter",
+            param=repeated[0],
+        )
+
+
+STRICT_QUERY = [Depends(reject_unknown_query)]

@@ -168,3 +168,36 @@ class FileDeleted(BaseModel):
     id: str
     object: str = "file"
     deleted: bool = True
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a message, OpenAI's error type, the parameter and a code."""
+
+    message: str
+    type: str
+    param: str | None = None
+    code: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every error response: {"error": {message, type, param, code}}."""
+
+    error: ErrorDetail
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
+# The errors any authenticated route may answer (declared so clients and the spec agree).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The request or an input is invalid (a machine-readable code says which)"),
+    401: _error("No valid API key"),
+    404: _error("Not found, or another tenant's"),
+    409: _error("The resource's state does not allow it"),
+    413: _error("Too large"),
+    422: _error("The body or a parameter does not parse"),
+    429: _error("Rate limited; see Retry-After"),
+    503: _error("A backing service is unavailable; see Retry-After"),
+}

@@ -6,10 +6,11 @@ number before anything is kept."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from fastapi.concurrency import run_in_threadpool
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from core.errors import InvalidInput, TooLarge
@@ -155,6 +156,17 @@ def _callbacks(st: _Parts) -> dict[str, object]:
     }
 
 
+def _feed(step: Callable[[bytes], object], chunk: bytes) -> None:
+    """One parser step; a malformed envelope (bad part headers, a broken boundary) is the
+    client's error, not the server's."""
+    try:
+        step(chunk)
+    except (MultipartParseError, FormParserError) as exc:
+        raise InvalidInput(
+            f"the multipart body is malformed: {exc}", code="invalid_multipart", param="file"
+        ) from None
+
+
 async def receive_upload(
     content_type: str, body: AsyncIterator[bytes], sink: LineSink
 ) -> tuple[dict[str, str], str]:
@@ -165,14 +177,14 @@ async def receive_upload(
     st = _Parts()
     parser = MultipartParser(_boundary(content_type), _callbacks(st))  # type: ignore[arg-type]
     async for chunk in body:
-        parser.write(chunk)
+        _feed(parser.write, chunk)
         if st.files_seen > 1:
             raise InvalidInput("send one `file` part per upload", param="file")
         if st.pending_bytes >= HAND_OFF_BYTES:
             block = b"".join(st.pending)
             st.pending, st.pending_bytes = [], 0
             await run_in_threadpool(sink.consume, block)  # parse and store off the event loop
-    parser.finalize()
+    _feed(lambda _: parser.finalize(), b"")
     if st.files_seen == 0:
         raise InvalidInput("the upload has no `file` part", code="missing_file", param="file")
     if st.pending:

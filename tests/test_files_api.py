@@ -165,3 +165,38 @@ def test_directory_storage(cfg, tmp_path):
         assert sorted(p.name for p in (tmp_path / "files").iterdir()) == [f"{f['id']}.jsonl"]
         api.delete(f"/v1/files/{f['id']}", headers=headers)
         assert list((tmp_path / "files").iterdir()) == []
+
+
+def test_a_malformed_multipart_envelope_is_a_400(cfg, api, alice):
+    """Found by the schemathesis fuzzing: python-multipart raised through (a 500)."""
+    body = b"--b0undary\r\n[]--b0undary--\r\n"
+    r = api.post(
+        "/v1/files",
+        content=body,
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0undary"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_multipart"
+    assert api.get("/v1/files", headers=alice).json()["data"] == []
+
+
+def test_query_parameters_are_checked_and_405_lists_every_method(cfg, api, alice):
+    r = api.get("/v1/files", params={"limt": 5}, headers=alice)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_parameter"
+    assert r.json()["error"]["param"] == "limt"
+    r = api.get("/v1/jobs?limit=1&limit=2", headers=alice)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "repeated_parameter"
+    for url in ("/v1/batches?after=a%00", "/v1/jobs/job_%00", "/v1/files/file_%00/content"):
+        r = api.get(url, headers=alice)  # PostgreSQL text holds no NUL: a 400, not a 500
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input", url
+    r = api.post(  # a NUL inside a JSON body reaches the database: refused there, a 400
+        "/v1/batches",
+        json={
+            "input_file_id": "file_\u0000",
+            "endpoint": "/v1/embeddings",
+            "completion_window": "24h",
+        },
+        headers=alice,
+    )
+    assert r.status_code in (400, 404), r.text
+    r = api.put("/v1/files", headers=alice)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, POST"

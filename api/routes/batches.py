@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 
 from api.batch_schemas import BatchCreate, BatchList, BatchOut
 from api.batch_views import batch_out
-from api.deps import TenantDep
+from api.deps import STRICT_QUERY, TenantDep
 from api.routes.jobs import count_submission, nudge_dispatch
+from api.schemas import ERROR_RESPONSES
 from api.validation import check_metadata
 from core import states
 from core.db import read_session, write_session
@@ -25,7 +26,9 @@ from core.store.jobs import cancel_job, get_job, list_jobs
 from core.tables import File, Job
 from models.openai_requests import ENDPOINT_TASKS
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(
+    prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES, dependencies=STRICT_QUERY
+)
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW_SECONDS = 60
 MAX_WINDOW_SECONDS = 7 * 86400

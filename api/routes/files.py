@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import exists, select
 
-from api.deps import TenantDep
-from api.schemas import FileDeleted, FileList, FileOut
+from api.deps import STRICT_QUERY, TenantDep
+from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
 from core.db import read_session, write_session
@@ -21,7 +21,9 @@ from core.store.files import finish_file, forget_file, get_file, list_files, sta
 from core.tables import File, Job
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(
+    prefix="/v1/files", tags=["files"], responses=ERROR_RESPONSES, dependencies=STRICT_QUERY
+)
 PURPOSES = ("batch", "jobs")
 MIN_EXPIRY_SECONDS = 3600
 MAX_EXPIRY_SECONDS = 365 * 86400
@@ -179,7 +181,10 @@ def list_my_files(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     after: Annotated[str | None, Query(max_length=64, description="Cursor: a file id")] = None,
-    purpose: Annotated[str | None, Query(max_length=32)] = None,
+    purpose: Annotated[
+        Literal["batch", "jobs", "batch_output"] | None,
+        Query(description="Only files of this purpose (batch_output: batches' output files)"),
+    ] = None,
 ) -> FileList:
     """One page of the caller's files; pass last_id as `after` for the next."""
     with read_session(request.app.state.settings.database_url) as session:

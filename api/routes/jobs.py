@@ -14,10 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
-from api.deps import TenantDep
+from api.deps import STRICT_QUERY, TenantDep
 from api.limits import check_rate
 from api.result_formats import FORMATS, ResultFormat, encode_results
-from api.schemas import JobCreate, JobList, JobOut
+from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
 from api.validation import validate_job, validate_settings
 from api.views import change_signature, job_out
 from core import states
@@ -42,7 +42,9 @@ from core.tables import Job
 from models.token_lengths import char_lengths, counter_for
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(
+    prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES, dependencies=STRICT_QUERY
+)
 POLL_SECONDS = 0.25
 
 

@@ -7,8 +7,8 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import TenantDep
-from api.schemas import ModelList, ModelOut
+from api.deps import STRICT_QUERY, TenantDep
+from api.schemas import ERROR_RESPONSES, ModelList, ModelOut
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import check_schema, ping
 
@@ -44,7 +44,12 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get(
-    "/v1/models", response_model=ModelList, tags=["models"], summary="The registered models"
+    "/v1/models",
+    response_model=ModelList,
+    tags=["models"],
+    summary="The registered models",
+    responses={k: v for k, v in ERROR_RESPONSES.items() if k in (400, 401, 503)},
+    dependencies=STRICT_QUERY,
 )
 def list_models(request: Request, _tenant: TenantDep) -> ModelList:
     """Each model's task, output size, limits, and how many live workers serve it."""
