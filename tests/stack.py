@@ -50,11 +50,14 @@ class Stack:
         self.api = spawn(["api", "--port", str(self.port)], env=self.env, log=self.logs / "api.log")
         wait_ready(self.url, self.api)
 
-    def start_worker(self, models: str, wait: bool = True) -> subprocess.Popen:
-        """Start a worker and (by default) wait until it heartbeats for its models."""
+    def start_worker(
+        self, models: str, wait: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """Start a worker (with extra environment) and (by default) wait until it
+        heartbeats for its models."""
         proc = spawn(
             ["worker", "--models", models],
-            env=self.env,
+            env={**self.env, **(env or {})},
             log=self.logs / f"worker{len(self.workers)}.log",
         )
         self.workers.append(proc)

@@ -225,3 +225,41 @@ def test_sigterm_hands_back_within_a_bound(chaos_stack):
     assert running == 0, "a chunk was left running by a worker that exited"
     stack.start_worker("tiny-embed")
     assert_exactly_once(stack, job["id"], ITEMS)
+
+
+FAULTS = {
+    "PYTHONPATH": str(Path(__file__).resolve().parent / "faults"),
+    "SLUICE_TEST_FAULTS": "1",
+}
+
+
+def test_inputs_that_raise_or_kill_fail_alone(chaos_cfg, tmp_path):
+    """One input makes the model raise, another kills the worker process: each fails
+    alone (inference_error; attempts_exhausted after its chunk was split down to it), and
+    the other 19,998 items complete, with a supervisor restarting the worker."""
+    cfg = chaos_cfg.model_copy(update={"max_attempts": 2, "chunk_target_seconds": 0.05})
+    stack = Stack(cfg, tmp_path / "logs", make_key(cfg.database_url, "poison"))
+    stack.start_api()
+    try:
+        items = texts(ITEMS)
+        items[777] += " <<raise>>"
+        items[12345] += " <<kill>>"
+        job = stack.submit(items, "tiny-embed")
+        proc = stack.start_worker("tiny-embed", env=FAULTS)
+        deaths = 0
+        deadline = time.monotonic() + 400
+        while stack.job(job["id"])["status"] != "completed":
+            assert time.monotonic() < deadline, stack.job(job["id"])
+            if proc.poll() is not None:  # the supervisor's part: start it again
+                deaths += 1
+                proc = stack.start_worker("tiny-embed", env=FAULTS, wait=False)
+            time.sleep(0.2)
+        lines = [orjson.loads(x) for x in stack.results(job["id"])]
+        assert [x["index"] for x in lines] == list(range(ITEMS))
+        failed = {x["index"]: x["error"]["code"] for x in lines if "error" in x}
+        assert failed == {777: "inference_error", 12345: "attempts_exhausted"}
+        final = stack.job(job["id"])
+        assert final["counts"] == {"total": ITEMS, "completed": ITEMS - 2, "failed": 2}
+        assert 2 <= deaths <= 2 + 12, deaths  # attempts, then one death per halving
+    finally:
+        stack.close()

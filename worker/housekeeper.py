@@ -91,7 +91,12 @@ class Housekeeper(threading.Thread):
         ):
             return
         with write_session(cfg.database_url) as session:
-            moved = sweep_expired(session=session, now=now, max_attempts=cfg.max_attempts)
+            moved = sweep_expired(
+                session=session,
+                now=now,
+                max_attempts=cfg.max_attempts,
+                isolation_horizon=10 * cfg.lease_seconds,
+            )
         if any(moved.values()):
             log.info("sweep: %s", moved)
         with write_session(cfg.database_url) as session:

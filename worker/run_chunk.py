@@ -139,6 +139,10 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
         with write_session(ctx.cfg.database_url) as session:
             abandon_chunk(session=session, work=work, now=time.time(), cancelled=False)
         return "not-served"
+    if work.attempt > 1 and ctx.recorder is not None:
+        # A chunk whose worker died before may hold an input that kills the process: let
+        # the previous chunk's results land first, so they do not die with it.
+        ctx.recorder.drain()
     lease = ActiveLease(work=work)
     with ctx.lock:
         ctx.active[chunk_id] = lease

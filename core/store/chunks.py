@@ -18,6 +18,7 @@ from core.codec import (
     unpack_inputs_with_counts,
 )
 from core.ids import new_token
+from core.store.isolation import others_succeeded, split_chunk
 from core.store.jobs import finish_job_if_done
 from core.tables import Chunk, Job, Tenant
 
@@ -43,6 +44,8 @@ class ChunkWork:
     params: dict[str, Any]
     # An OpenAI batch's endpoint: its inputs are request bodies to it.
     endpoint: str | None = None
+    # Which run of the chunk this is (1 the first; more after its workers died).
+    attempt: int = 1
     # The compressed input records; decoded on first use, after the starting transaction
     # has committed (decoding thousands of records need not hold the database).
     inputs: bytes = b""
@@ -220,14 +223,21 @@ def start_chunk(
     """Take a queued chunk whose lease token matches; None for a stale or duplicate message."""
     row = session.execute(
         select(
-            Chunk.job_id, Chunk.inputs, Job.status, Job.model, Job.task, Job.params, Job.endpoint
+            Chunk.job_id,
+            Chunk.inputs,
+            Chunk.attempts,
+            Job.status,
+            Job.model,
+            Job.task,
+            Job.params,
+            Job.endpoint,
         )
         .join(Job, Job.id == Chunk.job_id)
         .where(Chunk.id == chunk_id, Chunk.lease_token == token, Chunk.status == states.C_QUEUED)
     ).first()
     if row is None:
         return None
-    job_id, inputs, job_status, model, task, params, endpoint = row
+    job_id, inputs, attempts, job_status, model, task, params, endpoint = row
     if job_status not in states.JOB_ACTIVE:
         _if_held(
             session,
@@ -263,6 +273,7 @@ def start_chunk(
         task=task,
         params=params or {},
         endpoint=endpoint,
+        attempt=attempts + 1,
         inputs=inputs,
     )
 
@@ -375,10 +386,20 @@ def _fail_chunk(session: Session, chunk: Chunk, now: float) -> bool:
     return True
 
 
+SPLIT = "split"
+
+
 def sweep_expired(
-    *, session: Session, now: float, max_attempts: int, limit: int = 500
+    *,
+    session: Session,
+    now: float,
+    max_attempts: int,
+    limit: int = 500,
+    isolation_horizon: float = 600.0,
 ) -> dict[str, int]:
-    """Return chunks with lapsed leases to pending (or fail/cancel them); finish their jobs."""
+    """Return chunks with lapsed leases to pending (or fail, split or cancel them); finish
+    their jobs. A chunk out of attempts is split (core.store.isolation) when other chunks
+    of its model succeeded within isolation_horizon seconds, else failed."""
     expired = list(
         session.execute(
             select(Chunk, Job.status)
@@ -396,7 +417,15 @@ def sweep_expired(
             max_attempts=max_attempts,
             job_cancelling=job_status not in states.JOB_ACTIVE,
         )
-        if target == states.C_FAILED:
+        if (
+            target == states.C_FAILED
+            and chunk.n_items > 1
+            and others_succeeded(session, chunk, since=now - isolation_horizon)
+        ):
+            # Its worker keeps dying while others succeed: an input may be the killer.
+            changed = split_chunk(session, chunk, _still_expired, now, max_attempts - 1)
+            target = SPLIT
+        elif target == states.C_FAILED:
             changed = _fail_chunk(session, chunk, now)
         else:
             values: dict[str, Any] = {
@@ -412,7 +441,7 @@ def sweep_expired(
                 == 1
             )
         if changed:
-            moved[target] += 1
+            moved[target] = moved.get(target, 0) + 1
             touched.add(chunk.job_id)
     # Safety net: a cancelling job whose last chunk ended without finishing it.
     touched.update(session.scalars(select(Job.id).where(Job.status == states.CANCELLING)))
