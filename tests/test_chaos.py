@@ -263,3 +263,92 @@ def test_inputs_that_raise_or_kill_fail_alone(chaos_cfg, tmp_path):
         assert 2 <= deaths <= 2 + 12, deaths  # attempts, then one death per halving
     finally:
         stack.close()
+
+
+def _results_once(stack: Stack, job_id: str) -> list[dict]:
+    lines = [orjson.loads(x) for x in stack.results(job_id)]
+    indices = [x["index"] for x in lines]
+    assert indices == sorted(set(indices)), "a result is duplicated or out of order"
+    return lines
+
+
+def test_cancel_in_every_state(chaos_stack):
+    stack = chaos_stack
+    # validating: a job from a file, no worker to check it yet
+    up = stack.upload(b"".join(orjson.dumps({"input": t}) + b"\n" for t in texts(100)))
+    validating = stack.submit_file(up["id"], "tiny-embed")
+    assert validating["status"] == "validating"
+    r = stack.http.post(f"/v1/jobs/{validating['id']}/cancel")
+    assert r.json()["status"] == "cancelled"
+    # queued: nothing runs it yet
+    queued = stack.submit(texts(1000), "tiny-embed")
+    assert stack.http.post(f"/v1/jobs/{queued['id']}/cancel").json()["status"] == "cancelled"
+    assert stack.results(queued["id"]) == []
+    # in progress, then cancelling (cancel again: the same answer), then cancelled
+    running = stack.submit(texts(3 * ITEMS), "tiny-embed")  # long enough to catch running
+    stack.start_worker("tiny-embed")
+    wait_progress(stack, running["id"], 0)
+    first = stack.http.post(f"/v1/jobs/{running['id']}/cancel").json()
+    assert first["status"] in ("cancelling", "cancelled")
+    again = stack.http.post(f"/v1/jobs/{running['id']}/cancel")
+    assert again.status_code == 200 and again.json()["status"] in ("cancelling", "cancelled")
+    done = stack.wait_until(running["id"], lambda j: j["status"] == "cancelled", 60)
+    lines = _results_once(stack, running["id"])
+    assert 0 < len(lines) < 3 * ITEMS and len(lines) == done["counts"]["completed"]
+    with read_session(stack.cfg.database_url) as s:
+        open_chunks = s.scalar(
+            select(func.count()).where(
+                Chunk.job_id == running["id"], Chunk.status.in_(("pending", "queued", "running"))
+            )
+        )
+    assert open_chunks == 0
+    # completed: cancelling changes nothing
+    small = stack.submit(texts(50), "tiny-embed")
+    stack.wait_until(small["id"], lambda j: j["status"] == "completed", 60)
+    after = stack.http.post(f"/v1/jobs/{small['id']}/cancel").json()
+    assert after["status"] == "completed" and after["counts"]["completed"] == 50
+
+
+def test_completion_window_expires_a_running_batch(chaos_stack):
+    """The worker's sweep stops a batch past its window; its finished requests are in the
+    output file, the rest in the error file as batch_expired, each exactly once."""
+    stack = chaos_stack
+    rows = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "tiny-embed", "input": t},
+        }
+        for i, t in enumerate(texts(3 * ITEMS))
+    ]
+    up = stack.upload(b"".join(orjson.dumps(r) + b"\n" for r in rows), purpose="batch")
+    r = stack.http.post(
+        "/v1/batches",
+        json={"input_file_id": up["id"], "endpoint": "/v1/embeddings", "completion_window": "1h"},
+    )
+    batch_id = r.json()["id"]
+    stack.start_worker("tiny-embed")
+    wait_progress(stack, batch_id, 0)
+    engine = get_engine(stack.cfg.database_url)
+    with engine.begin() as conn:  # the hour is up
+        conn.execute(
+            Job.__table__.update().where(Job.id == batch_id).values(deadline_at=time.time() - 1)
+        )
+    deadline = time.monotonic() + 60
+    while (batch := stack.http.get(f"/v1/batches/{batch_id}").json())["status"] != "expired":
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.2)
+    out = [
+        orjson.loads(x)
+        for x in stack.http.get(f"/v1/files/{batch['output_file_id']}/content").content.splitlines()
+    ]
+    errors = [
+        orjson.loads(x)
+        for x in stack.http.get(f"/v1/files/{batch['error_file_id']}/content").content.splitlines()
+    ]
+    assert {e["error"]["code"] for e in errors} == {"batch_expired"}
+    ids = [x["custom_id"] for x in out + errors]
+    assert len(ids) == 3 * ITEMS and set(ids) == {f"r{i}" for i in range(3 * ITEMS)}
+    counts = batch["request_counts"]
+    assert (counts["completed"], counts["failed"]) == (len(out), len(errors))

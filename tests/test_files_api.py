@@ -108,6 +108,8 @@ def test_files_are_private(api, alice, bob):
         (b'{"input": "a"}\n' + b'{"input": "' + b"x" * 5000 + b'"}\n', "line_too_long", 2),
         (b"\x00\x01\x02binary" * 10, "invalid_json", 1),
         (b'{"input": "a"}\n' + b"[" * 1500 + b"]" * 1500 + b"\n", "invalid_json", 2),
+        (b'{"input": "a"}\n{"input": "b", "n": 1e400}\n', "invalid_json", 2),  # infinity
+        (b'{"input": "a"}\n{"input": "b"}{"input": "c"}\n', "invalid_json", 2),
     ],
 )
 def test_bad_files_are_refused_with_their_line(cfg, data, code, line):
@@ -200,3 +202,19 @@ def test_query_parameters_are_checked_and_405_lists_every_method(cfg, api, alice
     assert r.status_code in (400, 404), r.text
     r = api.put("/v1/files", headers=alice)
     assert r.status_code == 405 and r.headers["Allow"] == "GET, POST"
+
+
+def test_a_50_mb_single_line_is_refused_early(api, alice, cfg):
+    """The default line limit (2 MiB) refuses it with its line number; nothing is kept."""
+    data = b'{"input": "' + b"x" * (50 << 20) + b'"}\n'
+    r = _upload(api, alice, data)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "line_too_long"
+    assert r.json()["error"]["details"] == {"line": 1}
+    assert _counts(cfg) == (0, 0)
+
+
+def test_huge_numbers_in_inputs_are_invalid_input_not_a_crash(api, alice):
+    for value in (1e308, 12345678901234567890123456789, -0.0):
+        body = {"model": "tiny-embed", "inputs": [{"input": value}]}
+        r = api.post("/v1/jobs", json=body, headers=alice)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input", r.text
