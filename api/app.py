@@ -8,13 +8,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.deps import KEY_CACHE_SECONDS
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
 from api.routes import batches, files, jobs, system
+from api.routes.jobs import STATUS_CACHE_SECONDS
+from api.ttl_cache import TTLCache
 from core.config import Settings, settings
 from core.db import check_schema
 from core.redis_client import get_redis
 from core.storage import storage_for
+from core.tables import Job, Tenant
 from models.spec import load_registry
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
+    app.state.key_cache = TTLCache[Tenant](KEY_CACHE_SECONDS)
+    app.state.job_cache = TTLCache[Job](STATUS_CACHE_SECONDS)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
     )

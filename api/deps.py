@@ -5,18 +5,30 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.db import read_session
 from core.errors import InvalidInput, Unauthorized
-from core.store.tenants import tenant_for_key
+from core.store.tenants import hash_key, tenant_for_key
 from core.tables import Tenant
 
 bearer = HTTPBearer(auto_error=False, description="An API key from `sluice keys create`")
 
 
-def current_tenant(
+# Valid keys are remembered this long per API process (by their HMAC, never the key): a
+# poll then costs no database round trip for its key; a revoked key stops working within
+# this time.
+KEY_CACHE_SECONDS = 10.0
+
+
+def _lookup(database_url: str, key: str) -> Tenant | None:
+    with read_session(database_url) as session:
+        return tenant_for_key(session=session, key=key)
+
+
+async def current_tenant(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Tenant:
@@ -25,10 +37,14 @@ def current_tenant(
         raise Unauthorized(
             "missing API key: send `Authorization: Bearer <key>`", code="missing_api_key"
         )
-    with read_session(request.app.state.settings.database_url) as session:
-        tenant = tenant_for_key(session=session, key=creds.credentials)
+    state = request.app.state
+    digest = hash_key(creds.credentials)
+    tenant = state.key_cache.get(digest)
     if tenant is None:
-        raise Unauthorized("invalid or revoked API key")
+        tenant = await run_in_threadpool(_lookup, state.settings.database_url, creds.credentials)
+        if tenant is None:
+            raise Unauthorized("invalid or revoked API key")
+        state.key_cache.put(digest, tenant)
     return tenant
 
 

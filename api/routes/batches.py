@@ -194,4 +194,5 @@ def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut
         cancelled = cancel_job(session=session, tenant_id=tenant.id, job_id=batch_id)
     if cancelled is None:
         raise NotFound(f"no batch {batch_id!r}", param="batch_id")
+    request.app.state.job_cache.put((tenant.id, batch_id), cancelled)
     return batch_out(cancelled)

@@ -1,0 +1,32 @@
+"""A small per-process cache whose entries expire: what lets hundreds of clients poll one
+job, or present one key, without a database round trip each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class TTLCache(Generic[V]):
+    """Values by key for `seconds`; at most `size` entries (emptied when full: rare, and
+    cheaper than tracking recency)."""
+
+    def __init__(self, seconds: float, size: int = 10_000) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: dict[Hashable, tuple[float, V]] = {}
+
+    def get(self, key: Hashable) -> V | None:
+        """The value, if it was put less than `seconds` ago."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Remember a value from now."""
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, value)
