@@ -1,14 +1,15 @@
 """Many clients polling while a job runs: status latency and errors on loopback.
 
     python bench/pollers.py                      # 200 pollers, PostgreSQL, 60,000 items
+    python bench/pollers.py --interval 1         # each poller asks once a second
     python bench/pollers.py --pollers 50 --database-url sqlite:///
 
 In one stack (API + one worker, the tiny embed model the tests build), two equal jobs run
 one after the other: the first watched by a single poller (the baseline), the second by
---pollers concurrent clients, each sending GET /v1/jobs/{id} back to back (no wait) until
-the job ends. Printed for each: status-request latency p50/p95/p99/max, requests/s,
-non-200 answers (5xx apart), and the job's items/s, so the cost of the load on the job
-shows as a ratio measured in the same run.
+--pollers concurrent clients, each sending GET /v1/jobs/{id} back to back (or every
+--interval seconds) until the job ends. Printed for each: status-request latency
+p50/p95/p99/max, requests/s, non-200 answers (5xx apart), and the job's items/s, so the
+cost of the load on the job shows as a ratio measured in the same run.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _poll(client: Any, url: str, stop: asyncio.Event, out: dict[str, Any]) -> None:
+async def _poll(
+    client: Any, url: str, stop: asyncio.Event, out: dict[str, Any], interval: float
+) -> None:
     while not stop.is_set():
+        if interval and out["latencies"]:
+            await asyncio.sleep(interval)
         started = time.perf_counter()
         try:
             r = await client.get(url)
@@ -53,7 +58,9 @@ async def _poll(client: Any, url: str, stop: asyncio.Event, out: dict[str, Any])
         out["statuses"][status] = out["statuses"].get(status, 0) + 1
 
 
-async def _watch(api_url: str, key: str, job_id: str, pollers: int) -> dict[str, Any]:
+async def _watch(
+    api_url: str, key: str, job_id: str, pollers: int, interval: float
+) -> dict[str, Any]:
     import httpx
 
     out: dict[str, Any] = {"latencies": [], "statuses": {}}
@@ -67,7 +74,7 @@ async def _watch(api_url: str, key: str, job_id: str, pollers: int) -> dict[str,
     ) as client:
         started = time.perf_counter()
         await asyncio.gather(
-            *(_poll(client, f"/v1/jobs/{job_id}", stop, out) for _ in range(pollers))
+            *(_poll(client, f"/v1/jobs/{job_id}", stop, out, interval) for _ in range(pollers))
         )
         out["seconds"] = time.perf_counter() - started
     return out
@@ -93,13 +100,13 @@ def _summary(watched: dict[str, Any], job: dict[str, Any], pollers: int) -> dict
     }
 
 
-def run_job(stack: Any, items: list[str], pollers: int) -> dict[str, Any]:
+def run_job(stack: Any, items: list[str], pollers: int, interval: float) -> dict[str, Any]:
     """Submit, watch with `pollers` clients until it ends, and summarise."""
     started = time.perf_counter()
     job = stack.client.submit(
         model="tiny-embed", inputs=[{"custom_id": f"r{i}", "input": t} for i, t in enumerate(items)]
     )
-    watched = asyncio.run(_watch(stack.api_url, stack.key, job["id"], pollers))
+    watched = asyncio.run(_watch(stack.api_url, stack.key, job["id"], pollers, interval))
     job = stack.client.job(job["id"])
     job["_seconds"] = time.perf_counter() - started
     return _summary(watched, job, pollers)
@@ -109,6 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--pollers", type=int, default=200)
     ap.add_argument("--items", type=int, default=60_000)
+    ap.add_argument("--interval", type=float, default=0.0, help="seconds between polls")
     ap.add_argument("--database-url", default=DEFAULT_DB)
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--threads", type=int, default=2)
@@ -129,12 +137,13 @@ def main() -> None:
             database_url=db,
         ) as stack:
             log("baseline: one poller")
-            base = run_job(stack, items, 1)
+            base = run_job(stack, items, 1, args.interval)
             log(f"baseline {base}; now {args.pollers} pollers")
-            loaded = run_job(stack, items, args.pollers)
+            loaded = run_job(stack, items, args.pollers, args.interval)
     report = {
         "database": args.database_url.split("://")[0],
         "items": args.items,
+        "interval_s": args.interval,
         "baseline": base,
         "loaded": loaded,
         "job items/s loaded / baseline": loaded["job_items_per_s"] / base["job_items_per_s"],
