@@ -387,3 +387,30 @@ def test_chat_and_completions_batches(cfg, api, alice, causal_runner):
         body = Completion.model_validate(x["response"]["body"])
         assert body.object == "text_completion" and body.usage is not None
         assert body.usage.completion_tokens <= 16  # OpenAI's default max_tokens
+
+
+def test_a_finalize_that_lost_its_lease_keeps_nothing(cfg, api, alice, tiny_runner, monkeypatch):
+    import worker.finalize as finalize_mod
+
+    ctx = worker_ctx(cfg, tiny_runner)
+    lines = [request(f"r{i}", EMBED, {"model": "tiny-embed", "input": f"t {i}"}) for i in range(20)]
+    r = create(api, alice, upload(api, alice, lines))
+    batch_id = r.json()["id"]
+    ingest(cfg, ctx, "tiny-embed")
+    run_chunks(cfg, ctx, "tiny-embed")
+    with write_session(cfg.database_url) as s:
+        ((job_id, token),) = claim_finalizes(session=s, now=time.time(), lease=60, max_attempts=3)
+    assert run_finalize(ctx, job_id, "not-the-token") == "not_held"
+    # Another finalize took over while this one wrote: its files are thrown away.
+    monkeypatch.setattr(finalize_mod, "finish_finalize", lambda **_: False)
+    assert run_finalize(ctx, job_id, token) == "lost"
+    listed = api.get("/v1/files", params={"purpose": "batch_output"}, headers=alice).json()
+    assert listed["data"] == []
+    assert retrieve(api, alice, batch_id).status == "finalizing"
+    monkeypatch.undo()
+    with write_session(cfg.database_url) as s:  # its lease lapses; the next one finishes
+        claimed = claim_finalizes(session=s, now=time.time() + 3600, lease=60, max_attempts=3)
+    assert [run_finalize(ctx, j, t) for j, t in claimed] == ["completed"]
+    batch = retrieve(api, alice, batch_id)
+    assert batch.status == "completed"
+    assert len(lines_of(api, alice, batch.output_file_id)) == 20
