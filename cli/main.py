@@ -43,6 +43,10 @@ def migrate() -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="API processes (default SLUICE_API_WORKERS, 1)"),
+    ] = None,
 ) -> None:
     """Run the HTTP API (refuses to start on an out-of-date schema)."""
     import uvicorn
@@ -55,6 +59,7 @@ def api(
         factory=True,
         host=host or settings.api_host,
         port=settings.api_port if port is None else port,
+        workers=workers or settings.api_workers,
         log_level="info",
         access_log=False,
     )

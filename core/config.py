@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # API processes (uvicorn workers); each answers requests on its own core.
+    api_workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_inputs_per_job: int = Field(default=100_000, ge=1)
     max_input_chars: int = Field(default=100_000, ge=1)
