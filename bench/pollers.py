@@ -2,6 +2,7 @@
 
     python bench/pollers.py                      # 200 pollers, PostgreSQL, 60,000 items
     python bench/pollers.py --interval 1         # each poller asks once a second
+    python bench/pollers.py --api-workers 2      # two API processes
     python bench/pollers.py --pollers 50 --database-url sqlite:///
 
 In one stack (API + one worker, the tiny embed model the tests build), two equal jobs run
@@ -117,6 +118,7 @@ def main() -> None:
     ap.add_argument("--pollers", type=int, default=200)
     ap.add_argument("--items", type=int, default=60_000)
     ap.add_argument("--interval", type=float, default=0.0, help="seconds between polls")
+    ap.add_argument("--api-workers", type=int, default=1, help="API processes")
     ap.add_argument("--database-url", default=DEFAULT_DB)
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--threads", type=int, default=2)
@@ -135,6 +137,7 @@ def main() -> None:
             max_inputs=args.items,
             workdir=workdir,
             database_url=db,
+            extra_env={"SLUICE_API_WORKERS": str(args.api_workers)},
         ) as stack:
             log("baseline: one poller")
             base = run_job(stack, items, 1, args.interval)
@@ -144,6 +147,7 @@ def main() -> None:
         "database": args.database_url.split("://")[0],
         "items": args.items,
         "interval_s": args.interval,
+        "api_workers": args.api_workers,
         "baseline": base,
         "loaded": loaded,
         "job items/s loaded / baseline": loaded["job_items_per_s"] / base["job_items_per_s"],
