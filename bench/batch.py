@@ -111,14 +111,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sluice-batch-") as tmp:
         workdir = Path(tmp)
         native_path, batch_path = write_inputs(workdir, corpus, args.lines)
-        db = None if args.database_url == "sqlite:///" else args.database_url
         with sluice_stack(
             model="tiny-embed",
             models_file=build_registry(workdir / "models"),
             threads=args.threads,
             max_inputs=args.lines,
             workdir=workdir,
-            database_url=db,
+            database_url=args.database_url,
         ) as stack:
             log(f"native job of {args.lines:,} lines")
             native = run_native(stack, native_path, workdir, args.timeout)

@@ -111,8 +111,9 @@ def sluice_stack(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """API and one worker for `model` on a fresh SQLite file in workdir (or a fresh schema of
-    database_url) and a unique Redis prefix; every trace is removed afterwards."""
+    """API and one worker for `model` on a fresh SQLite file in workdir (database_url None
+    or the bare "sqlite:///"), or a fresh schema of a PostgreSQL database_url, and a unique
+    Redis prefix; every trace is removed afterwards."""
     import redis
     from sqlalchemy import create_engine, text
 
@@ -124,7 +125,9 @@ def sluice_stack(
     tag = uuid.uuid4().hex[:12]
     prefix = f"sluicebench:{tag}:"
     redis_url = os.environ.get("SLUICE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    base_url = database_url or f"sqlite:///{workdir / 'bench.db'}"
+    if database_url in (None, "", "sqlite:///"):
+        database_url = f"sqlite:///{workdir / 'bench.db'}"
+    base_url = database_url
     schema = f"sluicebench_{tag}" if base_url.startswith("postgresql") else None
     db_url = _schema_url(base_url, schema) if schema else base_url
     admin = create_engine(base_url) if schema else None

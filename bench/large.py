@@ -250,14 +250,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sluice-large-") as tmp:
         workdir = Path(tmp)
         models_file = build_registry(workdir / "models")
-        db = None if args.database_url == "sqlite:///" else args.database_url
         with sluice_stack(
             model="tiny-embed",
             models_file=models_file,
             threads=args.threads,
             max_inputs=max(sizes),
             workdir=workdir,
-            database_url=db,
+            database_url=args.database_url,
             extra_env={"SLUICE_MAX_ITEMS_PER_FILE_JOB": str(max(sizes))},
         ) as stack:
             for n in sizes:

@@ -129,14 +129,13 @@ def main() -> None:
     items = [corpus[i % len(corpus)] for i in range(args.items)]
     with tempfile.TemporaryDirectory(prefix="sluice-pollers-") as tmp:
         workdir = Path(tmp)
-        db = None if args.database_url == "sqlite:///" else args.database_url
         with sluice_stack(
             model="tiny-embed",
             models_file=build_registry(workdir / "models"),
             threads=args.threads,
             max_inputs=args.items,
             workdir=workdir,
-            database_url=db,
+            database_url=args.database_url,
             extra_env={"SLUICE_API_WORKERS": str(args.api_workers)},
         ) as stack:
             log("baseline: one poller")
