@@ -44,6 +44,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.redis = get_redis(cfg.redis_url)
     app.state.key_cache = TTLCache[Tenant](KEY_CACHE_SECONDS)
     app.state.job_cache = TTLCache[Job](STATUS_CACHE_SECONDS)
+    app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
     )

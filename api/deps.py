@@ -51,11 +51,21 @@ async def current_tenant(
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
 
 
-def _query_names(dependant: Any) -> set[str]:
+def _query_names(dependant: Any) -> frozenset[str]:
     """The query parameters a route's dependency tree declares."""
     names = {p.alias for p in dependant.query_params}
     for sub in dependant.dependencies:
         names |= _query_names(sub)
+    return frozenset(names)
+
+
+def _route_query_names(request: Request, route: APIRoute) -> frozenset[str]:
+    """_query_names of a route, walked once per route and app rather than per request
+    (routes cannot be hashed; they live as long as their app, so their ids are stable)."""
+    cache: dict[int, frozenset[str]] = request.app.state.query_names
+    names = cache.get(id(route))
+    if names is None:
+        names = cache[id(route)] = _query_names(route.dependant)
     return names
 
 
@@ -70,7 +80,7 @@ def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    known = _query_names(route.dependant)
+    known = _route_query_names(request, route)
     unknown = sorted(set(request.query_params.keys()) - known)
     if unknown:
         raise InvalidInput(
