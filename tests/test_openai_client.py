@@ -43,7 +43,9 @@ def _wait(client: OpenAI, batch_id: str, until=TERMINAL, timeout: float = 180) -
 
 def _jsonl(client: OpenAI, file_id: str | None) -> list[dict[str, Any]]:
     assert file_id is not None
-    return [orjson.loads(x) for x in client.files.content(file_id).text.splitlines()]
+    # Bytes, split at newlines only: str.splitlines() also splits at U+2028 or NEL, which
+    # JSON leaves unescaped inside generated text.
+    return [orjson.loads(x) for x in client.files.content(file_id).content.splitlines()]
 
 
 def test_errors_raise_the_clients_exceptions(cfg, api, alice, tiny_runner):
