@@ -53,6 +53,7 @@ REGISTRY_ENTRY = {
     "dtype": "float32",
     "max_length": 256,
     "max_batch_tokens": 4096,
+    "gpu_max_batch_tokens": 65536,
     "chunk_size": 200,
 }
 
@@ -143,8 +144,15 @@ def bench_pipeline(
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    from models.device import pick_device
+
+    # The device sluice's runner uses (a GPU where there is one), at the same fp32.
     pipe = pipeline(
-        "text-generation", model=str(path), tokenizer=tokenizer, device="cpu", dtype=torch.float32
+        "text-generation",
+        model=str(path),
+        tokenizer=tokenizer,
+        device=str(pick_device()),
+        dtype=torch.float32,
     )
     kw = {
         "batch_size": batch_size,

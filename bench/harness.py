@@ -110,10 +110,12 @@ def sluice_stack(
     logs: Path | None = None,
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    gpus: str | None = None,
 ) -> Iterator[Stack]:
     """API and one worker for `model` on a fresh SQLite file in workdir (database_url None
     or the bare "sqlite:///"), or a fresh schema of a PostgreSQL database_url, and a unique
-    Redis prefix; every trace is removed afterwards."""
+    Redis prefix; every trace is removed afterwards. `gpus` runs the worker through
+    `sluice workers --gpus` instead of a single `sluice worker`."""
     import redis
     from sqlalchemy import create_engine, text
 
@@ -156,7 +158,9 @@ def sluice_stack(
             _, key = create_key(session=session, tenant_name="bench")
         api = spawn(["api", "--port", str(port)], env=env, log=logs / "api.log")
         procs.append(api)
-        worker = spawn(["worker", "--models", model], env=env, log=logs / "worker.log")
+        # With gpus, the supervisor starts one worker pinned to each GPU.
+        command = ["workers", "--gpus", gpus] if gpus else ["worker"]
+        worker = spawn([*command, "--models", model], env=env, log=logs / "worker.log")
         procs.append(worker)
         wait_ready(api_url, api)
         client = Client(api_url, key, timeout=600)

@@ -47,7 +47,8 @@ CORPORA = ("wordnet.jsonl.gz", "fortunes.jsonl.gz")
 
 
 def load_mix(data_dir: Path, n: int, seed: int) -> list[dict[str, str]]:
-    """N inputs, half from each corpus, sampled and shuffled with one seeded generator."""
+    """N inputs, half from each corpus, sampled and shuffled with one seeded generator. Past
+    a corpus's size it is drawn again (texts repeat; a repeat's custom_id gets #round)."""
     rng = random.Random(seed)
     counts = (n // 2, n - n // 2)
     items: list[dict[str, str]] = []
@@ -55,8 +56,11 @@ def load_mix(data_dir: Path, n: int, seed: int) -> list[dict[str, str]]:
         with gzip.open(data_dir / name, "rb") as fh:
             rows = [orjson.loads(line) for line in fh if line.strip()]
         if k > len(rows):
-            raise SystemExit(f"{name} has {len(rows)} lines; {k} asked for")
-        items += [{"custom_id": r["id"], "input": r["text"]} for r in rng.sample(rows, k)]
+            log(f"{name} has {len(rows):,} lines: {k:,} drawn, some texts repeat")
+        for round_ in range(-(-k // len(rows))):
+            picked = rng.sample(rows, min(k - round_ * len(rows), len(rows)))
+            suffix = f"#{round_}" if round_ else ""
+            items += [{"custom_id": r["id"] + suffix, "input": r["text"]} for r in picked]
     rng.shuffle(items)
     return items
 
@@ -69,8 +73,9 @@ VARIANTS: dict[str, dict[str, str]] = {
     "int8": {"dtype": "float32", "quantize": "int8"},
 }
 DTYPE_LABELS = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-# The loops the in-process optimum is the faster of.
+# The loops the in-process optimum is the fastest of: on a GPU fp16 as well.
 OPTIMUM_CANDIDATES = ("fp32", "bf16")
+GPU_OPTIMUM_CANDIDATES = ("fp32", "bf16", "fp16")
 # sluice's vectors against the in-process loop of the same dtype: the smallest cosine that
 # still counts as the same computation (batch composition differs between the two). int8's
 # dynamic quantisation scales activations per micro-batch, so it has no bar: reported only.
@@ -116,7 +121,7 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     from models.token_lengths import counter_for
 
     lengths = [len(e["input_ids"]) for e in runner.tokenize(texts, truncate=True)[0]]
-    budget = spec.max_batch_tokens
+    budget = spec.batch_tokens(runner.device.type)
     whole = padding_efficiency(lengths, plan_batches(lengths, budget))
     # sluice sorts windows of the job by token count (the API's counter_for), cuts them into
     # chunks, and plans each chunk on its own: the same functions, the same settings.
@@ -233,6 +238,7 @@ def bench_sluice(
         workdir=workdir,
         logs=args.logs,
         database_url=args.database_url,
+        gpus=args.gpus,
     ) as stack:
         job, seconds, submitted = timed_job(
             stack,
@@ -388,6 +394,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--logs", type=Path, default=None, help="keep API and worker logs here")
     p.add_argument("--skip-st", action="store_true", help="leave out sentence-transformers")
     p.add_argument("--skip-int8", action="store_true", help="leave out the int8 loop")
+    p.add_argument(
+        "--gpus",
+        default=None,
+        help="start the worker as `sluice workers --gpus GPUS` (one pinned worker per GPU)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = p.parse_args(argv)
     if args.items < 2:
@@ -425,7 +436,10 @@ def main(argv: list[str] | None = None) -> None:
     log(f"sluice will run {args.model} as {sluice_variant} (models.yaml dtype {spec.dtype!r})")
 
     # One at a time, each model freed before the next loads: every measurement gets every core.
-    variants = [*OPTIMUM_CANDIDATES, *([] if args.skip_int8 else ["int8"])]
+    on_gpu = device.type == "cuda"
+    candidates = GPU_OPTIMUM_CANDIDATES if on_gpu else OPTIMUM_CANDIDATES
+    # int8 is CPU-only dynamic quantisation: there is nothing to measure on a GPU.
+    variants = [*candidates, *([] if args.skip_int8 or on_gpu else ["int8"])]
     if sluice_variant not in variants:
         variants.append(sluice_variant)  # sluice's results are checked against their own dtype
     loops: dict[str, Measurement] = {}
@@ -442,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"warning: {loops[variant].extra['failed']} items failed in the {variant} loop")
     fp32 = loops["fp32"]
     plan = fp32.extra["plan"]
-    optimum = max((loops[v] for v in OPTIMUM_CANDIDATES), key=lambda m: m.items_per_s)
+    optimum = max((loops[v] for v in candidates), key=lambda m: m.items_per_s)
     st: Measurement | None = None
     if not args.skip_st:
         log("sentence-transformers encode(batch_size=32)")
@@ -481,6 +495,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     fidelity: dict[str, dict[str, Any] | None] = {
         "bf16 vs fp32": _cosine_stats(vectors["bf16"], vectors["fp32"]),
+        **({"fp16 vs fp32": _cosine_stats(vectors["fp16"], vectors["fp32"])} if on_gpu else {}),
         "int8 vs fp32": (
             _cosine_stats(vectors["int8"], vectors["fp32"]) if "int8" in vectors else None
         ),
@@ -494,6 +509,7 @@ def main(argv: list[str] | None = None) -> None:
         "in-process optimum / sentence-transformers": ratio(optimum, st),
         f"sluice / in-process {sluice_variant} loop": ratio(e2e, loops[sluice_variant]),
         "bf16 / fp32 speed (in-process)": ratio(loops["bf16"], fp32),
+        **({"fp16 / fp32 speed (in-process)": ratio(loops["fp16"], fp32)} if on_gpu else {}),
         "int8 / fp32 speed (in-process)": ratio(loops.get("int8"), fp32),
     }
     padding = {

@@ -21,9 +21,10 @@ InputRecord = tuple[int, str | None, Any]
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def compress(data: bytes, level: int = 1) -> bytes:
-    """A zstd frame of the data (compressors are cheap to make and not thread-safe)."""
-    return zstandard.ZstdCompressor(level=level).compress(data)
+def compress(data: bytes, level: int = 1, threads: int = 0) -> bytes:
+    """A zstd frame of the data (compressors are cheap to make and not thread-safe); with
+    threads, zstd compresses the parts of a large input on that many threads of its own."""
+    return zstandard.ZstdCompressor(level=level, threads=threads).compress(data)
 
 
 def decompress(blob: bytes) -> bytes:
@@ -51,9 +52,9 @@ def unpack_inputs(blob: bytes) -> list[InputRecord]:
     return unpack_inputs_with_counts(blob)[0]
 
 
-def pack_lines(lines: Iterable[bytes]) -> bytes:
+def pack_lines(lines: Iterable[bytes], threads: int = 0) -> bytes:
     """Compress result lines (each one JSON object, no newline) into one blob."""
-    return compress(b"".join(line + b"\n" for line in lines), 1)
+    return compress(b"".join(line + b"\n" for line in lines), 1, threads)
 
 
 def unpack_lines(blob: bytes) -> Iterator[bytes]:

@@ -42,30 +42,28 @@ class IsolatingExecutor:
         try:
             outputs = forward(positions)
         except Exception as exc:
-            if is_oom(exc) and len(positions) > 1:
-                self.oom_events += 1
-                self.max_batch_tokens = max(widest, (len(positions) * widest) // 2)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                log.warning(
-                    "out of memory on %d items; budget lowered to %d tokens",
-                    len(positions),
-                    self.max_batch_tokens,
-                )
-                half = len(positions) // 2
-                self.run(positions[:half], forward, on_result, widest)
-                self.run(positions[half:], forward, on_result, widest)
-                return
-            if len(positions) == 1:
-                code = "out_of_memory" if is_oom(exc) else "inference_error"
-                on_result(
-                    positions[0],
-                    ItemResult(error_code=code, error_message=f"{type(exc).__name__}: {exc}"),
-                )
-                return
-            half = len(positions) // 2
-            self.run(positions[:half], forward, on_result, widest)
-            self.run(positions[half:], forward, on_result, widest)
+            # Only a summary leaves this block: the exception's traceback holds the failed
+            # forward's frames and with them its activations, which a retry started in
+            # here would still be holding (on a GPU, every retry would run out of memory).
+            oom, error = is_oom(exc), f"{type(exc).__name__}: {exc}"
+        else:
+            for pos, out in zip(positions, outputs, strict=True):
+                on_result(pos, ItemResult(output=out))
             return
-        for pos, out in zip(positions, outputs, strict=True):
-            on_result(pos, ItemResult(output=out))
+        if len(positions) == 1:
+            code = "out_of_memory" if oom else "inference_error"
+            on_result(positions[0], ItemResult(error_code=code, error_message=error))
+            return
+        if oom:
+            self.oom_events += 1
+            self.max_batch_tokens = max(widest, (len(positions) * widest) // 2)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning(
+                "out of memory on %d items; budget lowered to %d tokens",
+                len(positions),
+                self.max_batch_tokens,
+            )
+        half = len(positions) // 2
+        self.run(positions[:half], forward, on_result, widest)
+        self.run(positions[half:], forward, on_result, widest)

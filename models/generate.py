@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from models.batching import IsolatingExecutor
-from models.device import pick_device, pick_dtype, quantize_int8
+from models.device import pick_device, pick_dtype, quantize_int8, tune_for_varied_shapes
 from models.params import GenerateParams
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
@@ -63,6 +63,7 @@ class GenerateRunner:
 
         self.spec = spec
         self.device = device or pick_device()
+        tune_for_varied_shapes(self.device)
         quantized = spec.quantize == "int8"
         self.dtype = torch.float32 if quantized else pick_dtype(spec.dtype, self.device)
         path = spec.resolved_source()
@@ -76,7 +77,7 @@ class GenerateRunner:
         self.model = quantize_int8(model, self.device) if quantized else model
         limit = getattr(model.config, "max_position_embeddings", spec.max_length)
         self.max_length = min(spec.max_length, limit)
-        self.executor = IsolatingExecutor(spec.max_batch_tokens)
+        self.executor = IsolatingExecutor(spec.batch_tokens(self.device.type))
 
     def prompt_text(self, item: Any) -> str:
         """A prompt string, or a chat rendered with the tokenizer's template."""

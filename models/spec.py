@@ -32,7 +32,16 @@ class ModelSpec(BaseModel):
     quantize: Literal["none", "int8"] = "none"
     max_length: int = Field(default=512, ge=1, le=1_000_000)
     max_batch_tokens: int = Field(default=8192, ge=1)
+    # The budget on a GPU, which fits far larger micro-batches than a CPU needs to stay
+    # efficient; unset, a GPU uses max_batch_tokens too.
+    gpu_max_batch_tokens: int | None = Field(default=None, ge=1)
     chunk_size: int = Field(default=512, ge=1, le=100_000)
+
+    def batch_tokens(self, device_type: str) -> int:
+        """The padded-token budget of one micro-batch on a device type ("cpu", "cuda")."""
+        if device_type == "cuda" and self.gpu_max_batch_tokens is not None:
+            return self.gpu_max_batch_tokens
+        return self.max_batch_tokens
 
     def resolved_source(self) -> str:
         """A local directory for `package:` and path sources; the hub id otherwise."""

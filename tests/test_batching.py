@@ -50,3 +50,28 @@ def test_single_item_oom_is_reported_not_raised():
 
     got = _run(IsolatingExecutor(100), [0], forward)
     assert got[0].error_code == "out_of_memory"
+
+
+def test_failed_attempt_is_freed_before_the_retry():
+    """A retry must not run while the failed forward's activations are still referenced
+    (through the exception's traceback): on a real GPU that made every retry run out of
+    memory too, down to single items (seen on an H100 with a capped allocator)."""
+    import weakref
+
+    class Activations:
+        pass
+
+    alive: list[weakref.ref] = []
+    seen_alive: list[bool] = []
+
+    def forward(pos):
+        seen_alive.append(any(r() is not None for r in alive))
+        activations = Activations()  # held by this frame, as a model's tensors would be
+        alive.append(weakref.ref(activations))
+        if len(pos) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return list(pos)
+
+    got = _run(IsolatingExecutor(80), list(range(8)), forward)
+    assert all(got[i].ok for i in range(8))
+    assert len(seen_alive) > 1 and not any(seen_alive)

@@ -79,3 +79,16 @@ def test_merge_in_order():
         b"four",
         b"five",
     ]
+
+
+def test_lines_packed_on_zstd_threads_read_back_the_same():
+    """GPU workers compress result blobs on zstd's own threads; the frames must read back
+    exactly, across the several jobs a large blob is split into."""
+    rng = np.random.default_rng(3)
+    lines = [
+        result_line(i, f"id-{i}", rng.standard_normal(384).astype(np.float32))
+        for i in range(1500)  # about 7 MB of lines: more than one zstd job
+    ]
+    threaded = pack_lines(lines, threads=2)
+    assert [b.rstrip(b"\n") for b in unpack_lines(threaded)] == lines
+    assert len(threaded) < sum(map(len, lines)) / 2

@@ -50,3 +50,39 @@ def test_fallbacks_without_a_tokenizer(tmp_path: Path):
         update={"source": "package:no_such_package_zz/model"}
     )
     assert counter_for(missing) is None
+
+
+def _reference(tokenizer, inputs, max_length, cut):
+    """transformers' own call, the way the runner called it before it used the Rust core."""
+    texts = [x if isinstance(x, str) else x[0] for x in inputs]
+    pairs = [None if isinstance(x, str) else x[1] for x in inputs]
+    has_pairs = any(p is not None for p in pairs)
+    kw = {"truncation": True, "max_length": max_length} if cut else {"truncation": False}
+    out = tokenizer(texts, [p or "" for p in pairs] if has_pairs else None, verbose=False, **kw)
+    return out["input_ids"], out.get("token_type_ids")
+
+
+def test_runner_tokenises_as_transformers_does(registry_file: Path):
+    """The runner encodes with the tokenizer's Rust core directly; every id and segment id
+    must equal transformers' call, with and without truncation, for texts and pairs."""
+    from models.classify import ClassifyRunner
+
+    minilm = load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"]
+    runners = [
+        EmbedRunner(minilm.model_copy(update={"dtype": "float32", "max_length": 24})),
+        ClassifyRunner(load_registry(registry_file)["tiny-classify"]),
+    ]
+    texts = [*bench_texts(300, seed=21), "", "a " * 600, "émoji 🎉 and ünïcode"]
+    pairs = [(t, texts[-1 - n]) for n, t in enumerate(texts[:50])]
+    for runner in runners:
+        assert runner._plain is not None  # the fast path is the one under test
+        for inputs in (texts, [*pairs, "a text without a pair"]):
+            for cut in (False, True):
+                encodings, full = runner.tokenize(inputs, truncate=cut)
+                ids, types = _reference(runner.tokenizer, inputs, runner.max_length, cut)
+                assert [e["input_ids"] for e in encodings] == ids
+                if types is not None:
+                    assert [e["token_type_ids"] for e in encodings] == types
+                if not cut:
+                    assert full == [len(x) for x in ids]
+                assert any(n > runner.max_length for n in full)  # truncation is exercised

@@ -36,6 +36,10 @@ class WorkerContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # Records finished chunks in the background (None: record before the task returns).
     recorder: Recorder | None = None
+    # zstd threads for result blobs. A GPU worker's cores idle while the GPU computes, and
+    # one thread encoding results is slower than an H100 embedding them; on a CPU worker
+    # torch needs every core, so 0 (compress on the recording thread).
+    pack_threads: int = 0
 
 
 _context: WorkerContext | None = None

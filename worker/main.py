@@ -60,6 +60,7 @@ def start_worker(
         name=name,
         runners=runners,
         recorder=Recorder(),
+        pack_threads=min(4, (os.cpu_count() or 1) // 2) if torch.cuda.is_available() else 0,
     )
     set_context(ctx)
     import worker.tasks  # noqa: F401 - registers the task on celery_app

@@ -44,7 +44,7 @@ class Rendered:
     completion_tokens: int
 
 
-def render_lines(work: ChunkWork, results: list[ItemResult]) -> Rendered:
+def render_lines(work: ChunkWork, results: list[ItemResult], threads: int = 0) -> Rendered:
     """Compressed result lines for a chunk, with its counts and token usage."""
     lines: list[bytes] = []
     failed = prompt = completion = 0
@@ -59,7 +59,7 @@ def render_lines(work: ChunkWork, results: list[ItemResult]) -> Rendered:
             lines.append(
                 error_line(index, custom_id, res.error_code or "error", res.error_message or "")
             )
-    return Rendered(pack_lines(lines), len(results) - failed, failed, prompt, completion)
+    return Rendered(pack_lines(lines, threads), len(results) - failed, failed, prompt, completion)
 
 
 def run_work(runner: Any, work: ChunkWork, should_stop: Callable[[], bool]) -> list[ItemResult]:
@@ -192,7 +192,7 @@ def _record(
     """Encode a chunk's result lines and record them under its lease (retrying through a
     short database outage)."""
     began = time.perf_counter()
-    out = render_lines(work, results)
+    out = render_lines(work, results, ctx.pack_threads)
     rendered = time.perf_counter()
     compute, start, decode = timings
 
