@@ -22,6 +22,10 @@ def test_bundled_registry_resolves_packaged_minilm(tmp_path):
         ("models:\n  m: {task: embed, source: x, max_length: 0}", "m.max_length"),
         ("models:\n  m: {task: embed, source: x, colour: red}", "m.colour"),
         ("models: [", "not valid YAML"),
+        (
+            "models:\n  m: {task: embed, source: x, gpu_max_batch_tokens: 0}",
+            "m.gpu_max_batch_tokens",
+        ),
     ],
 )
 def test_invalid_registry_fails_with_clear_message(text, needle):
@@ -34,3 +38,13 @@ def test_missing_package_is_reported():
     reg = parse_registry("models:\n  m: {task: embed, source: 'package:no_such_pkg_x/model'}")
     with pytest.raises(ModelRegistryError, match="not installed"):
         reg["m"].resolved_source()
+
+
+def test_token_budget_per_device():
+    both = parse_registry(
+        "models:\n  m: {task: embed, source: x, max_batch_tokens: 2048,"
+        " gpu_max_batch_tokens: 65536}"
+    )["m"]
+    assert both.batch_tokens("cpu") == 2048 and both.batch_tokens("cuda") == 65536
+    cpu_only = parse_registry("models:\n  m: {task: embed, source: x, max_batch_tokens: 4096}")["m"]
+    assert cpu_only.batch_tokens("cuda") == 4096  # unset: the GPU uses max_batch_tokens
