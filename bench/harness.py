@@ -221,12 +221,13 @@ def timed_job(
     completed, seconds the POST took). Problems with the job go into `problems`."""
     client = stack.client
     # A live heartbeat comes before Celery consumes, and the first forward pass is slow:
-    # a small job first, as the in-process measurements get their warm-up.
-    warm = client.submit(
-        model=model, inputs=items[:warmup], params=params, metadata={"source": "bench-warmup"}
-    )
-    if finish(client, warm, timeout)["status"] != "completed":
-        raise RuntimeError(f"warm-up job {warm['id']} did not complete")
+    # a small job first (none with warmup 0), as the in-process measurements get theirs.
+    if warmup:
+        warm = client.submit(
+            model=model, inputs=items[:warmup], params=params, metadata={"source": "bench-warmup"}
+        )
+        if finish(client, warm, timeout)["status"] != "completed":
+            raise RuntimeError(f"warm-up job {warm['id']} did not complete")
     log(f"submitting {len(items):,} items to {stack.api_url} ({stack.db_url.split('@')[-1]})")
     started = time.perf_counter()
     job = client.submit(model=model, inputs=items, params=params, metadata={"source": "bench"})

@@ -19,11 +19,14 @@ import argparse
 import gc
 import gzip
 import random
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -42,6 +45,7 @@ from bench.harness import (  # noqa: E402 - needs the root on sys.path
     timed_job,
 )
 
+T = TypeVar("T")
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "bench-data"
 CORPORA = ("wordnet.jsonl.gz", "fortunes.jsonl.gz")
 
@@ -150,11 +154,28 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     }
 
 
+def median_run(run: Callable[[], T], repeat: int) -> tuple[T, float, list[float]]:
+    """Time run() `repeat` times: the last result, the median seconds, and every run's."""
+    runs: list[float] = []
+    result: T
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run()
+        runs.append(time.perf_counter() - started)
+    return result, statistics.median(runs), runs
+
+
 def bench_loop(
-    spec: Any, variant: str, texts: list[str], warmup: int, with_plan: bool = False
+    spec: Any,
+    variant: str,
+    texts: list[str],
+    warmup: int,
+    with_plan: bool = False,
+    repeat: int = 1,
 ) -> tuple[Measurement, np.ndarray]:
     """sluice's own runner in-process on all texts at once (the length-sorted token-budget
-    loop), with the registry entry changed to one variant (fp32, bf16, fp16 or int8)."""
+    loop), with the registry entry changed to one variant (fp32, bf16, fp16 or int8); the
+    median of `repeat` timed runs."""
     from models.embed import EmbedRunner
     from models.params import EmbedParams
 
@@ -162,9 +183,7 @@ def bench_loop(
     runner = EmbedRunner(variant_spec)
     params = EmbedParams()
     runner.run(texts[:warmup], params)
-    started = time.perf_counter()
-    results = runner.run(texts, params)
-    seconds = time.perf_counter() - started
+    results, seconds, runs = median_run(partial(runner.run, texts, params), repeat)
     failed = sum(not r.ok for r in results)
     vectors = np.stack(
         [
@@ -181,6 +200,7 @@ def bench_loop(
         "quantize": variant_spec.quantize,
         "device": str(runner.device),
         "max_length": runner.max_length,
+        "runs_seconds": runs,
     }
     if with_plan:
         extra["plan"] = plan_figures(runner, spec, texts)
@@ -190,20 +210,27 @@ def bench_loop(
 
 
 def bench_st(
-    spec: Any, texts: list[str], warmup: int, device: str, max_length: int, fp32: np.ndarray
+    spec: Any,
+    texts: list[str],
+    warmup: int,
+    device: str,
+    max_length: int,
+    fp32: np.ndarray,
+    repeat: int = 1,
 ) -> Measurement:
     """sentence-transformers' encode(batch_size=32) at its default fp32, on the same model and
-    threads; its vectors are compared with the in-process fp32 loop's."""
+    threads (the median of `repeat` runs); its vectors are compared with the in-process fp32
+    loop's."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(spec.resolved_source(), device=device)
     model.max_seq_length = max_length
     model.encode(texts[:warmup], batch_size=32)
-    started = time.perf_counter()
-    vectors = model.encode(texts, batch_size=32, convert_to_numpy=True)
-    seconds = time.perf_counter() - started
+    vectors, seconds, runs = median_run(
+        partial(model.encode, texts, batch_size=32, convert_to_numpy=True), repeat
+    )
     cosine = _cosine_stats(np.asarray(vectors, np.float32), fp32)
-    extra = {"dtype": "fp32", "cosine_to_fp32": cosine}
+    extra = {"dtype": "fp32", "cosine_to_fp32": cosine, "runs_seconds": runs}
     del model, vectors
     gc.collect()
     return Measurement("sentence-transformers encode(32)", len(texts), seconds, extra)
@@ -217,7 +244,8 @@ def bench_sluice(
     models_text: str,
     workdir: Path,
 ) -> tuple[Measurement, Measurement, list[str], np.ndarray]:
-    """One job through API, Redis and one worker; also a timed results download. Returns the
+    """One job through API, Redis and one worker (`--repeat` jobs one after another on the
+    same stack: the median), then a timed download of the last job's results. Returns its
     vectors in input order (NaN rows where an item has none) for the caller to compare.
 
     The API and worker read `models_text`, the registry as the bench read it when it started,
@@ -240,15 +268,19 @@ def bench_sluice(
         database_url=args.database_url,
         gpus=args.gpus,
     ) as stack:
-        job, seconds, submitted = timed_job(
-            stack,
-            model=args.model,
-            items=items,
-            params=None,
-            warmup=args.warmup,
-            timeout=args.timeout,
-            problems=problems,
-        )
+        runs: list[float] = []
+        for n in range(args.repeat):
+            job, took, submitted = timed_job(
+                stack,
+                model=args.model,
+                items=items,
+                params=None,
+                warmup=args.warmup if n == 0 else 0,
+                timeout=args.timeout,
+                problems=problems,
+            )
+            runs.append(took)
+        seconds = statistics.median(runs)
         download = read_results(stack, job["id"], items, keep, problems)
         database = stack.db_url.split("://")[0]
     e2e = Measurement(
@@ -259,6 +291,7 @@ def bench_sluice(
             "job_id": job["id"],
             "status": job["status"],
             "submit_seconds": submitted,
+            "runs_seconds": runs,
             "api_throughput": job.get("throughput"),
             "database": database,
         },
@@ -388,7 +421,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="all-minilm-l6-v2", help="an embed model from models.yaml")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="the corpora")
-    p.add_argument("--warmup", type=int, default=64, help="items run before in-process timing")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=512,
+        help="items run before timing (in-process, and sluice's warm-up job, whose chunk "
+        "also gives the API its first measure of the model's speed for sizing chunks)",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="timed runs of each measurement: the median"
+    )
     p.add_argument("--database-url", default=None, help="PostgreSQL URL (default: temp SQLite)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds the job may take")
     p.add_argument("--logs", type=Path, default=None, help="keep API and worker logs here")
@@ -403,6 +445,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.items < 2:
         p.error("--items must be at least 2")
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     return args
 
 
@@ -447,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
     for variant in variants:
         log(f"in-process loop, {variant} (EmbedRunner.run on everything at once)")
         loops[variant], vectors[variant] = bench_loop(
-            spec, variant, texts, args.warmup, with_plan=variant == "fp32"
+            spec, variant, texts, args.warmup, with_plan=variant == "fp32", repeat=args.repeat
         )
         got_dtype = loops[variant].extra["dtype"]
         if variant != "int8" and got_dtype != variant:
@@ -461,7 +505,13 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_st:
         log("sentence-transformers encode(batch_size=32)")
         st = bench_st(
-            spec, texts, args.warmup, fp32.extra["device"], plan["max_length"], vectors["fp32"]
+            spec,
+            texts,
+            args.warmup,
+            fp32.extra["device"],
+            plan["max_length"],
+            vectors["fp32"],
+            repeat=args.repeat,
         )
     gc.collect()  # nothing of the in-process models may compete with the worker
     log("sluice end to end")

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from api.batch_schemas import BatchCreate, BatchList, BatchOut
 from api.batch_views import batch_out
 from api.deps import STRICT_QUERY, TenantDep
+from api.json_route import OrjsonRoute
 from api.routes.jobs import count_submission, nudge_dispatch
 from api.schemas import ERROR_RESPONSES
 from api.validation import check_metadata
@@ -27,7 +28,11 @@ from core.tables import File, Job
 from models.openai_requests import ENDPOINT_TASKS
 
 router = APIRouter(
-    prefix="/v1/batches", tags=["batches"], responses=ERROR_RESPONSES, dependencies=STRICT_QUERY
+    prefix="/v1/batches",
+    tags=["batches"],
+    responses=ERROR_RESPONSES,
+    dependencies=STRICT_QUERY,
+    route_class=OrjsonRoute,
 )
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_WINDOW_SECONDS = 60

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
 from api.deps import STRICT_QUERY, TenantDep
+from api.json_route import OrjsonRoute
 from api.limits import check_rate
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
@@ -43,7 +44,11 @@ from models.token_lengths import char_lengths, counter_for
 
 log = logging.getLogger(__name__)
 router = APIRouter(
-    prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES, dependencies=STRICT_QUERY
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    responses=ERROR_RESPONSES,
+    dependencies=STRICT_QUERY,
+    route_class=OrjsonRoute,
 )
 POLL_SECONDS = 0.25
 # A plain GET of a job may answer from what this process read this long ago: a hundred
