@@ -209,6 +209,25 @@ def bench_loop(
     return Measurement(f"in-process loop, {variant}", len(texts), seconds, extra), vectors
 
 
+def paired_loop(spec: Any, variant: str, texts: list[str], warmup: int) -> Callable[[], float]:
+    """A loaded, warmed in-process loop of one variant: each call times one run over all
+    texts (seconds). Run right before each sluice job, it pairs the two measurements in
+    time, so the machine's drift over the minutes a bench takes falls on both alike."""
+    from models.embed import EmbedRunner
+    from models.params import EmbedParams
+
+    runner = EmbedRunner(spec.model_copy(update=VARIANTS[variant]))
+    params = EmbedParams()
+    runner.run(texts[:warmup], params)
+
+    def one_run() -> float:
+        started = time.perf_counter()
+        runner.run(texts, params)
+        return time.perf_counter() - started
+
+    return one_run
+
+
 def bench_st(
     spec: Any,
     texts: list[str],
@@ -243,6 +262,7 @@ def bench_sluice(
     dimension: int,
     models_text: str,
     workdir: Path,
+    paired: Callable[[], float] | None = None,
 ) -> tuple[Measurement, Measurement, list[str], np.ndarray]:
     """One job through API, Redis and one worker (`--repeat` jobs one after another on the
     same stack: the median), then a timed download of the last job's results. Returns its
@@ -269,7 +289,10 @@ def bench_sluice(
         gpus=args.gpus,
     ) as stack:
         runs: list[float] = []
+        paired_runs: list[float] = []
         for n in range(args.repeat):
+            if paired is not None:
+                paired_runs.append(paired())
             job, took, submitted = timed_job(
                 stack,
                 model=args.model,
@@ -292,6 +315,7 @@ def bench_sluice(
             "status": job["status"],
             "submit_seconds": submitted,
             "runs_seconds": runs,
+            "paired_in_process_seconds": paired_runs,
             "api_throughput": job.get("throughput"),
             "database": database,
         },
@@ -514,11 +538,26 @@ def main(argv: list[str] | None = None) -> None:
             repeat=args.repeat,
         )
     gc.collect()  # nothing of the in-process models may compete with the worker
-    log("sluice end to end")
+    # The optimum's loop, loaded again, runs right before each sluice job (it and the
+    # worker never compute at the same time).
+    paired = paired_loop(spec, optimum.extra["variant"], texts, args.warmup)
+    log(f"sluice end to end, each job after an in-process {optimum.extra['variant']} run")
     with tempfile.TemporaryDirectory(prefix="sluicebench-") as tmp:
         e2e, download, problems, got = bench_sluice(
-            args, items, threads, vectors["fp32"].shape[1], models_text, Path(tmp)
+            args, items, threads, vectors["fp32"].shape[1], models_text, Path(tmp), paired
         )
+    del paired
+    gc.collect()
+    pairs = list(
+        zip(e2e.extra["paired_in_process_seconds"], e2e.extra["runs_seconds"], strict=True)
+    )
+    paired_ratio = statistics.median([inproc / job for inproc, job in pairs])
+    paired_optimum = Measurement(
+        f"in-process loop, {optimum.extra['variant']}, paired with sluice",
+        len(texts),
+        statistics.median([inproc for inproc, _ in pairs]),
+        {"dtype": optimum.extra["dtype"], "runs_seconds": [i for i, _ in pairs]},
+    )
     e2e.extra.update(
         dtype=sluice_variant,
         registry_dtype=spec.dtype,
@@ -554,7 +593,9 @@ def main(argv: list[str] | None = None) -> None:
         "sluice vs fp32": _cosine_stats(got, vectors["fp32"]),
     }
     ratios = {
-        "sluice / in-process optimum": ratio(e2e, optimum),
+        # the median over rounds of (in-process run) / (the sluice job right after it)
+        "sluice / in-process optimum": paired_ratio,
+        "sluice / in-process optimum, measured apart": ratio(e2e, optimum),
         "sluice / sentence-transformers": ratio(e2e, st),
         "in-process optimum / sentence-transformers": ratio(optimum, st),
         f"sluice / in-process {sluice_variant} loop": ratio(e2e, loops[sluice_variant]),
@@ -572,7 +613,7 @@ def main(argv: list[str] | None = None) -> None:
         **{f"padding efficiency, {k}": v for k, v in padding.items()},
         **{f"min cosine, {k}": v["min"] for k, v in fidelity.items() if v},
     }
-    rows = [m for m in (e2e, *loops.values(), st, download) if m is not None]
+    rows = [m for m in (e2e, paired_optimum, *loops.values(), st, download) if m is not None]
     figures: dict[str, Any] = {
         "items": len(items),
         "seed": args.seed,
@@ -581,6 +622,7 @@ def main(argv: list[str] | None = None) -> None:
         "items_per_s": {
             "sluice": e2e.items_per_s,
             "in_process_optimum": optimum.items_per_s,
+            "in_process_optimum_paired": paired_optimum.items_per_s,
             **{f"in_process_{v}": m.items_per_s for v, m in loops.items()},
             "sentence_transformers": st.items_per_s if st else None,
         },
