@@ -165,6 +165,16 @@ def median_run(run: Callable[[], T], repeat: int) -> tuple[T, float, list[float]
     return result, statistics.median(runs), runs
 
 
+def warmed_runner(spec: Any, texts: list[str], warmup: int) -> tuple[Any, Any]:
+    """An EmbedRunner of the spec, warmed on the first `warmup` texts, and default params."""
+    from models.embed import EmbedRunner
+    from models.params import EmbedParams
+
+    runner, params = EmbedRunner(spec), EmbedParams()
+    runner.run(texts[:warmup], params)
+    return runner, params
+
+
 def bench_loop(
     spec: Any,
     variant: str,
@@ -176,13 +186,8 @@ def bench_loop(
     """sluice's own runner in-process on all texts at once (the length-sorted token-budget
     loop), with the registry entry changed to one variant (fp32, bf16, fp16 or int8); the
     median of `repeat` timed runs."""
-    from models.embed import EmbedRunner
-    from models.params import EmbedParams
-
     variant_spec = spec.model_copy(update=VARIANTS[variant])
-    runner = EmbedRunner(variant_spec)
-    params = EmbedParams()
-    runner.run(texts[:warmup], params)
+    runner, params = warmed_runner(variant_spec, texts, warmup)
     results, seconds, runs = median_run(partial(runner.run, texts, params), repeat)
     failed = sum(not r.ok for r in results)
     vectors = np.stack(
@@ -213,19 +218,8 @@ def paired_loop(spec: Any, variant: str, texts: list[str], warmup: int) -> Calla
     """A loaded, warmed in-process loop of one variant: each call times one run over all
     texts (seconds). Run right before each sluice job, it pairs the two measurements in
     time, so the machine's drift over the minutes a bench takes falls on both alike."""
-    from models.embed import EmbedRunner
-    from models.params import EmbedParams
-
-    runner = EmbedRunner(spec.model_copy(update=VARIANTS[variant]))
-    params = EmbedParams()
-    runner.run(texts[:warmup], params)
-
-    def one_run() -> float:
-        started = time.perf_counter()
-        runner.run(texts, params)
-        return time.perf_counter() - started
-
-    return one_run
+    runner, params = warmed_runner(spec.model_copy(update=VARIANTS[variant]), texts, warmup)
+    return lambda: median_run(partial(runner.run, texts, params), 1)[1]
 
 
 def bench_st(

@@ -77,9 +77,6 @@ class EncoderRunner:
         has_pairs = any(p is not None for p in pairs)
 
         def encode(idx: Sequence[int], cut: bool) -> list[dict[str, list[int]]]:
-            batch: list[Any] = (
-                [(texts[i], pairs[i] or "") for i in idx] if has_pairs else [texts[i] for i in idx]
-            )
             if self._plain is None:  # a slow (Python) tokenizer: its own call
                 kw: dict[str, Any] = {"truncation": cut, "verbose": False}
                 if cut:
@@ -93,6 +90,9 @@ class EncoderRunner:
                 keys = [k for k in ("input_ids", "token_type_ids") if k in out]
                 return [{k: out[k][n] for k in keys} for n in range(len(idx))]
             rust = self._cut if cut else self._plain
+            batch: list[Any] = (
+                [(texts[i], pairs[i] or "") for i in idx] if has_pairs else [texts[i] for i in idx]
+            )
             return [
                 {"input_ids": e.ids, "token_type_ids": e.type_ids}
                 for e in rust.encode_batch_fast(batch, add_special_tokens=True)
