@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +56,23 @@ def pick_dtype(
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     native = cpu_has_native_bf16() if native_bf16_cpu is None else native_bf16_cpu
     return torch.bfloat16 if native else torch.float32
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which a container or taskset cuts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def overlaps_tokenizing(device: torch.device, torch_threads: int, cpus: int) -> bool:
+    """Whether tokenising the next micro-batch on a thread of its own gains time while the
+    current one runs: yes beside a GPU, or where torch leaves a CPU free. Where torch's
+    threads take every CPU, a tokeniser thread only takes cores from them mid-pass (the
+    batch runs as slowly as its slowest thread): on 2 CPUs with 2 torch threads, the
+    overlapped loop ran 5.5% slower than tokenising each chunk first in one call."""
+    return device.type != "cpu" or torch_threads < cpus
 
 
 def tune_for_varied_shapes(device: torch.device) -> None:

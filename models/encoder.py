@@ -12,7 +12,14 @@ import numpy as np
 import torch
 
 from models.batching import IsolatingExecutor
-from models.device import pick_device, pick_dtype, quantize_int8, tune_for_varied_shapes
+from models.device import (
+    overlaps_tokenizing,
+    pick_device,
+    pick_dtype,
+    quantize_int8,
+    tune_for_varied_shapes,
+    usable_cpus,
+)
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
 from models.spec import ModelSpec
@@ -137,13 +144,15 @@ class EncoderRunner:
     ) -> list[ItemResult]:
         """Every input gets an output or an error, in input order, with its token usage.
 
-        With token_counts (the API's counts, from the same tokenizer) the micro-batches are
-        planned before anything is tokenised, and batch k+1 is tokenised on a thread while
-        batch k runs. Without them the chunk is tokenised first, in one batched call.
+        With token_counts (the API's counts, from the same tokenizer) and a core to spare
+        (beside a GPU, or where torch leaves a CPU free) the micro-batches are planned before
+        anything is tokenised, and batch k+1 is tokenised on a thread while batch k runs.
+        Otherwise the chunk is tokenised first, in one batched call over every core.
         """
         truncate = getattr(params, "truncate", True)
         encodings: list[dict[str, list[int]]] | None = None
-        if token_counts is not None and len(token_counts) == len(inputs):
+        ahead = overlaps_tokenizing(self.device, torch.get_num_threads(), usable_cpus())
+        if ahead and token_counts is not None and len(token_counts) == len(inputs):
             full = list(token_counts)
         else:
             encodings, full = self.tokenize(inputs, truncate)

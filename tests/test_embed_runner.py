@@ -121,12 +121,15 @@ def test_token_counts_from_the_api_give_the_same_results(tiny):
     assert ahead[-1].error_code == "input_too_long"
 
 
-def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file):
+def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file, monkeypatch):
     import threading
     import time
 
+    import models.encoder
     from models.token_lengths import counter_for
 
+    # a CPU to spare beside torch's threads (as beside a GPU): tokenising overlaps
+    monkeypatch.setattr(models.encoder, "usable_cpus", lambda: torch.get_num_threads() + 1)
     spec = load_registry(registry_file)["tiny-embed"].model_copy(update={"max_batch_tokens": 256})
     runner = EmbedRunner(spec)
     texts = bench_texts(200, seed=18)
@@ -159,3 +162,26 @@ def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file):
         )
     )
     assert any(start < t[1] < end for t in toks for start, end in spans)
+
+
+def test_without_a_spare_core_the_chunk_is_tokenised_first_in_one_call(tiny, monkeypatch):
+    import threading
+
+    import models.encoder
+    from models.token_lengths import counter_for
+
+    monkeypatch.setattr(models.encoder, "usable_cpus", lambda: torch.get_num_threads())
+    texts = bench_texts(200, seed=19)
+    calls: list[tuple[int, str]] = []
+    tokenize = tiny.tokenize
+
+    def logged_tokenize(items, truncate):
+        calls.append((len(items), threading.current_thread().name))
+        return tokenize(items, truncate)
+
+    monkeypatch.setattr(tiny, "tokenize", logged_tokenize)
+    ahead = tiny.run(texts, EmbedParams(), token_counts=counter_for(tiny.spec)(texts))
+    assert calls == [(len(texts), threading.current_thread().name)]
+    monkeypatch.undo()
+    plain = tiny.run(texts, EmbedParams())
+    assert np.abs(_vectors(plain) - _vectors(ahead)).max() < 1e-5

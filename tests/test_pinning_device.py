@@ -64,3 +64,12 @@ def test_cpu_flags_detect_native_bf16():
     assert dev.cpu_flags(info) & dev.NATIVE_BF16_FLAGS
     assert not dev.cpu_flags("flags\t: fpu sse avx2\n") & dev.NATIVE_BF16_FLAGS
     assert dev.cpu_flags("no flags here") == frozenset()
+
+
+def test_tokenising_overlaps_only_where_a_core_is_spare():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda:0")
+    assert dev.overlaps_tokenizing(gpu, torch_threads=16, cpus=16)  # the GPU computes
+    assert dev.overlaps_tokenizing(cpu, torch_threads=1, cpus=2)
+    assert not dev.overlaps_tokenizing(cpu, torch_threads=2, cpus=2)
+    assert not dev.overlaps_tokenizing(cpu, torch_threads=4, cpus=2)  # oversubscribed
+    assert 1 <= dev.usable_cpus() <= (__import__("os").cpu_count() or 1)
