@@ -258,7 +258,7 @@ def bench_sluice(
     workdir: Path,
     paired: Callable[[], float] | None = None,
 ) -> tuple[Measurement, Measurement, list[str], np.ndarray]:
-    """One job through API, Redis and one worker (`--repeat` jobs one after another on the
+    """One job through API, Redis and one worker (`--rounds` jobs one after another on the
     same stack: the median), then a timed download of the last job's results. Returns its
     vectors in input order (NaN rows where an item has none) for the caller to compare.
 
@@ -284,7 +284,7 @@ def bench_sluice(
     ) as stack:
         runs: list[float] = []
         paired_runs: list[float] = []
-        for n in range(args.repeat):
+        for n in range(args.rounds):
             if paired is not None:
                 paired_runs.append(paired())
             job, took, submitted = timed_job(
@@ -449,6 +449,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--repeat", type=int, default=1, help="timed runs of each measurement: the median"
     )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="paired rounds (an in-process optimum run, then a sluice job): the median "
+        "(default: --repeat)",
+    )
     p.add_argument("--database-url", default=None, help="PostgreSQL URL (default: temp SQLite)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds the job may take")
     p.add_argument("--logs", type=Path, default=None, help="keep API and worker logs here")
@@ -465,6 +472,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--items must be at least 2")
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    args.rounds = args.repeat if args.rounds is None else args.rounds
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     return args
 
 
