@@ -133,5 +133,4 @@ def validate_job(
         lengths=token_counts if token_counts is not None else char_lengths(values),
         lengths_are_tokens=token_counts is not None,
         bucket_window=cfg.bucket_window_items,
-        max_chunk_items=cfg.max_chunk_items,
     )

@@ -132,13 +132,7 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     window = Settings().bucket_window_items
     counter = counter_for(spec)
     sort_keys = counter(texts) if counter else [len(t) for t in texts]
-    plan = bucket_chunks(
-        texts,
-        sort_keys,
-        chunk_size=spec.chunk_size,
-        window=window,
-        max_items=Settings().max_chunk_items,
-    )
+    plan = bucket_chunks(texts, sort_keys, chunk_size=spec.chunk_size, window=window)
     per_chunk_real = per_chunk_padded = 0.0
     for _, piece in plan:
         sub = [lengths[i] for i in piece]

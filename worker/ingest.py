@@ -94,7 +94,6 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
             skip_invalid=skip,
             max_errors=cfg.max_validation_errors,
             max_items=cfg.max_items_per_file_job,
-            max_chunk_items=cfg.max_chunk_items,
             check=check,
             lengths=lengths,
         )

@@ -35,8 +35,6 @@ class IngestSettings:
     skip_invalid: bool
     max_errors: int
     max_items: int
-    # Most items in one chunk (None: no cap beyond the window).
-    max_chunk_items: int | None = None
     # (custom_id, value) of a parsed line, or ItemInvalid; native lines by default.
     check: Callable[[dict[str, Any]], tuple[str | None, Any]] | None = None
     # Sort keys of checked values for length bucketing.
@@ -118,11 +116,7 @@ class ChunkBuilder:
             return rows
         lengths = self.cfg.lengths([v for _, _, v in records])  # the API's sort key too
         for _, positions in bucket_chunks(
-            records,
-            lengths,
-            chunk_size=self.cfg.chunk_size,
-            window=max(1, len(records)),
-            max_items=self.cfg.max_chunk_items,
+            records, lengths, chunk_size=self.cfg.chunk_size, window=max(1, len(records))
         ):
             rows.append(
                 {

@@ -277,7 +277,6 @@ def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
         expires_after_seconds=cfg.job_retention_days * 86400,
         lengths=char_lengths([v for _, v in items]),
         bucket_window=cfg.bucket_window_items,
-        max_chunk_items=cfg.max_chunk_items,
         retry_of=job.id,
     )
     chunks = prepare_chunks(spec)

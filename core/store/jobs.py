@@ -44,8 +44,6 @@ class JobSpec:
     # Sort keys for length bucketing, one per item (None: keep input order).
     lengths: Sequence[int] | None = None
     bucket_window: int = 4096
-    # Most items in one chunk (chunks are cut at equal cost, so short items make big ones).
-    max_chunk_items: int | None = None
     # The lengths are the model tokenizer's counts: chunks carry them, so a worker can
     # plan micro-batches before tokenising and tokenise one batch ahead of the model.
     lengths_are_tokens: bool = False
@@ -56,13 +54,7 @@ def prepare_chunks(spec: JobSpec) -> list[dict[str, Any]]:
     big job holds the database's write lock only for the inserts."""
     records: list[InputRecord] = [(i, cid, x) for i, (cid, x) in enumerate(spec.items)]
     lengths = spec.lengths if spec.lengths is not None else [0] * len(records)
-    plan = bucket_chunks(
-        records,
-        lengths,
-        chunk_size=spec.chunk_size,
-        window=spec.bucket_window,
-        max_items=spec.max_chunk_items,
-    )
+    plan = bucket_chunks(records, lengths, chunk_size=spec.chunk_size, window=spec.bucket_window)
     return [
         {
             "model": spec.model,
