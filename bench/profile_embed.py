@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> None:
 
     from models.embed import EmbedRunner
     from models.params import EmbedParams
-    from models.planner import plan_batches
     from models.spec import load_registry
 
     spec = load_registry()[args.model]
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     encodings, _ = runner.tokenize(texts, truncate=True)
     tokenize_s = time.perf_counter() - started
     lengths = [len(e["input_ids"]) for e in encodings]
-    plan = plan_batches(lengths, runner.executor.max_batch_tokens)
+    plan = runner.plan(lengths)
     started = time.perf_counter()
     batches = [runner.tensors([encodings[i] for i in batch]) for batch in plan]
     sync()

@@ -121,12 +121,12 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     the planner on all items at once, sluice's actual plan, and sentence-transformers'."""
     from core.chunking import bucket_chunks
     from core.config import Settings
-    from models.planner import padding_efficiency, plan_batches
+    from models.planner import padding_efficiency
     from models.token_lengths import counter_for
 
     lengths = [len(e["input_ids"]) for e in runner.tokenize(texts, truncate=True)[0]]
     budget = spec.batch_tokens(runner.device.type)
-    whole = padding_efficiency(lengths, plan_batches(lengths, budget))
+    whole = padding_efficiency(lengths, runner.plan(lengths))
     # sluice sorts windows of the job by token count (the API's counter_for), cuts them into
     # chunks, and plans each chunk on its own: the same functions, the same settings.
     window = Settings().bucket_window_items
@@ -136,7 +136,7 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     per_chunk_real = per_chunk_padded = 0.0
     for _, piece in plan:
         sub = [lengths[i] for i in piece]
-        eff = padding_efficiency(sub, plan_batches(sub, budget))
+        eff = padding_efficiency(sub, runner.plan(sub))
         per_chunk_real += sum(sub)
         per_chunk_padded += sum(sub) / eff
     # sentence-transformers sorts by character length, then takes batches of 32.
