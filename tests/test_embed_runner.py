@@ -185,3 +185,16 @@ def test_without_a_spare_core_the_chunk_is_tokenised_first_in_one_call(tiny, mon
     monkeypatch.undo()
     plain = tiny.run(texts, EmbedParams())
     assert np.abs(_vectors(plain) - _vectors(ahead)).max() < 1e-5
+
+
+def test_cpu_plan_prices_each_batch_and_a_gpu_fills_them(tiny, monkeypatch):
+    from models.planner import padding_efficiency, plan_batches
+
+    lengths = [100] * 10 + [10] * 40
+    monkeypatch.setattr(tiny.executor, "max_batch_tokens", 5000)
+    cpu_plan = tiny.plan(lengths)
+    assert cpu_plan == plan_batches(lengths, 5000, overhead_tokens=5000 // 64)
+    assert len(cpu_plan) == 2  # the short items are not padded to 100 tokens
+    monkeypatch.setattr(tiny, "device", torch.device("cuda", 0))  # only the plan reads it
+    assert tiny.plan(lengths) == plan_batches(lengths, 5000) == [list(range(50))]
+    assert padding_efficiency(lengths, cpu_plan) == 1.0
