@@ -12,10 +12,10 @@ from models.token_lengths import char_lengths, counter_for, token_counter
 from tests.tiny_models import bench_texts
 
 
-def _plan_efficiency(texts, sort_keys, token_lengths, spec, overhead="cpu"):
+def _plan_efficiency(texts, sort_keys, token_lengths, spec, priced=True):
     window = Settings().bucket_window_items
     budget = spec.max_batch_tokens
-    per_batch = batch_overhead_tokens("cpu", budget) if overhead == "cpu" else overhead
+    per_batch = batch_overhead_tokens("cpu", budget) if priced else None
     real = padded = 0
     for _, positions in bucket_chunks(texts, sort_keys, chunk_size=spec.chunk_size, window=window):
         lengths = [token_lengths[p] for p in positions]
@@ -45,7 +45,7 @@ def test_sluice_plan_pads_under_five_percent_on_the_mixed_corpus():
     assert by_tokens >= 0.95, by_tokens
     assert by_tokens > by_chars  # why the API counts tokens rather than characters
     # Pricing each batch (the CPU runner's plan) pads less than filling every batch.
-    filled = _plan_efficiency(texts, tokens, tokens, spec, overhead=None)
+    filled = _plan_efficiency(texts, tokens, tokens, spec, priced=False)
     assert by_tokens > filled + 0.01, (by_tokens, filled)
 
 
