@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import MutableMapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -75,12 +76,34 @@ def overlaps_tokenizing(device: torch.device, torch_threads: int, cpus: int) -> 
     return device.type != "cpu" or torch_threads < cpus
 
 
-def tune_for_varied_shapes(device: torch.device) -> None:
-    """Turn off cuDNN's attention on a GPU. Every micro-batch has its own (rows, width)
-    shape, and cuDNN builds an execution plan per new shape for bf16/fp16 attention: on an
-    H100 the first pass over 11 shapes took 4.5 s against 0.5 s at fp32, where cuDNN is not
-    used. SDPA then takes its memory-efficient kernel, which needs no plan."""
-    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+# oneDNN, which runs torch's bf16 matmuls on a CPU, compiles a kernel (a "primitive") per
+# input shape and keeps the last 1,024 by default. A micro-batch's linear layers see
+# rows x width as one dimension, so a 20,000-text job makes about 2,000 shapes: the cache
+# thrashed and every pass compiled them all again (2 ms each, 3 s a pass). 4,096 holds them.
+ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+ONEDNN_CACHE_CAPACITY = 4096
+
+
+def tune_for_varied_shapes(
+    device: torch.device, env: MutableMapping[str, str] | None = None
+) -> None:
+    """Prepare a device for a new (rows, width) shape at nearly every micro-batch.
+
+    On a CPU, widen oneDNN's kernel cache (unless ONEDNN_PRIMITIVE_CACHE_CAPACITY is set
+    already). oneDNN reads it when it compiles its first kernel, so this comes before the
+    first forward pass of the process. all-MiniLM-L6-v2 in bf16 (AMX) took 21% less time
+    over a 20,000-text job cut into chunks with 4,096 than with the default 1,024 (19.3 s
+    against 24.6 s a pass), and its memory stopped growing from pass to pass.
+
+    On a GPU, turn off cuDNN's attention. cuDNN builds an execution plan per new shape for
+    bf16/fp16 attention: on an H100 the first pass over 11 shapes took 4.5 s against 0.5 s
+    at fp32, where cuDNN is not used. SDPA then takes its memory-efficient kernel, which
+    needs no plan."""
+    if device.type == "cpu":
+        (os.environ if env is None else env).setdefault(
+            ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY)
+        )
+    elif device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 

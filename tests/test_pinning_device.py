@@ -1,5 +1,6 @@
 """GPU pinning before torch loads, and device/dtype choice with faked devices."""
 
+import os
 import subprocess
 import sys
 
@@ -72,4 +73,57 @@ def test_tokenising_overlaps_only_where_a_core_is_spare():
     assert dev.overlaps_tokenizing(cpu, torch_threads=1, cpus=2)
     assert not dev.overlaps_tokenizing(cpu, torch_threads=2, cpus=2)
     assert not dev.overlaps_tokenizing(cpu, torch_threads=4, cpus=2)  # oversubscribed
-    assert 1 <= dev.usable_cpus() <= (__import__("os").cpu_count() or 1)
+    assert 1 <= dev.usable_cpus() <= (os.cpu_count() or 1)
+
+
+# A bf16 linear layer over 1,100 row counts, twice: oneDNN compiles one kernel per shape.
+_SHAPES_TWICE = """
+import sys, torch
+from models.device import tune_for_varied_shapes
+if sys.argv[1] == "tuned":
+    tune_for_varied_shapes(torch.device("cpu"))
+layer = torch.nn.Linear(64, 64).to(torch.bfloat16)
+with torch.inference_mode():
+    for rep in (0, 1):
+        print("PASS", rep, flush=True)
+        for rows in range(1, 1101):
+            layer(torch.ones(rows, 64, dtype=torch.bfloat16))
+"""
+
+
+def _second_pass_compiles(mode: str) -> tuple[int, int]:
+    """(kernels oneDNN compiled in all, those of the second pass) for a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != dev.ONEDNN_CACHE_ENV}
+    env["ONEDNN_VERBOSE"] = "profile_create"
+    out = subprocess.run(
+        [sys.executable, "-c", _SHAPES_TWICE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    second = out.partition("PASS 1")[2]
+    return out.count("create:cache_miss"), second.count("create:cache_miss")
+
+
+def test_cpu_kernel_cache_holds_a_jobs_shapes():
+    """The default cache (1,024 kernels) forgets 1,100 shapes before they come again; the
+    widened one keeps them all, so the second pass compiles nothing."""
+    compiled, again = _second_pass_compiles("default")
+    if compiled == 0:
+        pytest.skip("oneDNN does not run bf16 matmuls on this CPU")
+    assert again >= 1000
+    compiled, again = _second_pass_compiles("tuned")
+    assert compiled >= 1000 and again == 0
+
+
+def test_kernel_cache_setting_leaves_an_operators_value_and_gpus_alone():
+    env = {dev.ONEDNN_CACHE_ENV: "64"}
+    dev.tune_for_varied_shapes(torch.device("cpu"), env)
+    assert env == {dev.ONEDNN_CACHE_ENV: "64"}
+    env = {}
+    dev.tune_for_varied_shapes(torch.device("cpu"), env)
+    assert env == {dev.ONEDNN_CACHE_ENV: str(dev.ONEDNN_CACHE_CAPACITY)}
+    env = {}
+    dev.tune_for_varied_shapes(torch.device("meta"), env)
+    assert env == {}
