@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from models.malloc import keep_freed_memory
+
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # CPU flags (Linux /proc/cpuinfo) that mean bf16 matrix work runs natively, not emulated.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -98,11 +100,15 @@ def tune_for_varied_shapes(
     On a GPU, turn off cuDNN's attention. cuDNN builds an execution plan per new shape for
     bf16/fp16 attention: on an H100 the first pass over 11 shapes took 4.5 s against 0.5 s
     at fp32, where cuDNN is not used. SDPA then takes its memory-efficient kernel, which
-    needs no plan."""
+    needs no plan.
+
+    On a CPU also keep freed memory in the heap (models/malloc.py): the activations of one
+    micro-batch are reused by the next instead of being faulted in again."""
     if device.type == "cpu":
         (os.environ if env is None else env).setdefault(
             ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY)
         )
+        keep_freed_memory(env)
     elif device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
         torch.backends.cuda.enable_cudnn_sdp(False)
 
