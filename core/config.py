@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     queue_depth_per_worker: int = Field(default=2, ge=1)
     cancel_check_seconds: float = Field(default=0.5, gt=0)
     job_retention_days: float = Field(default=30.0, gt=0)
-    # Items are sorted by length within windows of this many before chunks are cut.
-    bucket_window_items: int = Field(default=4096, ge=1)
+    # Items are sorted by length within windows of this many before chunks are cut. Wider
+    # windows cut chunks of narrower length ranges, which plan into fewer, fuller batches
+    # (20,000 texts in chunks of 1,366: 8.9% more compute than one sorted run at 4,096,
+    # 3.6% at 8,192, none at 20,000); a results download holds one window (max_chunk_items
+    # already lets a window grow this far).
+    bucket_window_items: int = Field(default=16384, ge=1)
     # Chunks grow past a model's chunk_size to about this much compute each (measured on
     # its recent chunks, or on a sample of the file), up to max_chunk_items.
     chunk_target_seconds: float = Field(default=2.0, gt=0)

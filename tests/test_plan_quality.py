@@ -44,9 +44,10 @@ def test_sluice_plan_pads_under_five_percent_on_the_mixed_corpus():
     by_chars = _plan_efficiency(texts, char_lengths(texts), tokens, spec)
     assert by_tokens >= 0.95, by_tokens
     assert by_tokens > by_chars  # why the API counts tokens rather than characters
-    # Pricing each batch (the CPU runner's plan) pads less than filling every batch.
+    # Pricing each batch (the CPU runner's plan) pads less than filling every batch: with
+    # windows of 16,384, 0.29% of padded tokens against 1.14%. It must at least halve them.
     filled = _plan_efficiency(texts, tokens, tokens, spec, priced=False)
-    assert by_tokens > filled + 0.01, (by_tokens, filled)
+    assert (1 - by_tokens) * 2 < 1 - filled, (by_tokens, filled)
 
 
 def test_fallbacks_without_a_tokenizer(tmp_path: Path):
