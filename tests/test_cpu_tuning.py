@@ -26,17 +26,17 @@ with torch.inference_mode():
 """
 
 
+def _fresh_process(code: str, mode: str, env: dict[str, str]) -> str:
+    """What a fresh Python process running code (argument mode) prints."""
+    run = [sys.executable, "-c", code, mode]
+    return subprocess.run(run, capture_output=True, text=True, check=True, env=env).stdout
+
+
 def _second_pass_compiles(mode: str) -> tuple[int, int]:
     """(kernels oneDNN compiled in all, those of the second pass) for a fresh process."""
     env = {k: v for k, v in os.environ.items() if k != dev.ONEDNN_CACHE_ENV}
     env["ONEDNN_VERBOSE"] = "profile_create"
-    out = subprocess.run(
-        [sys.executable, "-c", _SHAPES_TWICE, mode],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    ).stdout
+    out = _fresh_process(_SHAPES_TWICE, mode, env)
     second = out.partition("PASS 1")[2]
     return out.count("create:cache_miss"), second.count("create:cache_miss")
 
@@ -84,14 +84,7 @@ print(sum(faults[10:]))
 def _late_faults(mode: str) -> int:
     env = {k: v for k, v in os.environ.items() if k not in malloc.OPERATOR_SETTINGS}
     env.pop("GLIBC_TUNABLES", None)
-    out = subprocess.run(
-        [sys.executable, "-c", _ALLOC_ROUNDS, mode],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    return int(out.stdout)
+    return int(_fresh_process(_ALLOC_ROUNDS, mode, env))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
