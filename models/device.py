@@ -95,15 +95,14 @@ def tune_for_varied_shapes(
     already). oneDNN reads it when it compiles its first kernel, so this comes before the
     first forward pass of the process. all-MiniLM-L6-v2 in bf16 (AMX) took 21% less time
     over a 20,000-text job cut into chunks with 4,096 than with the default 1,024 (19.3 s
-    against 24.6 s a pass), and its memory stopped growing from pass to pass.
+    against 24.6 s a pass), and its memory stopped growing from pass to pass. Also keep
+    freed memory in the heap (models/malloc.py): the activations of one micro-batch are
+    reused by the next instead of being faulted in again.
 
     On a GPU, turn off cuDNN's attention. cuDNN builds an execution plan per new shape for
     bf16/fp16 attention: on an H100 the first pass over 11 shapes took 4.5 s against 0.5 s
     at fp32, where cuDNN is not used. SDPA then takes its memory-efficient kernel, which
-    needs no plan.
-
-    On a CPU also keep freed memory in the heap (models/malloc.py): the activations of one
-    micro-batch are reused by the next instead of being faulted in again."""
+    needs no plan."""
     if device.type == "cpu":
         (os.environ if env is None else env).setdefault(
             ONEDNN_CACHE_ENV, str(ONEDNN_CACHE_CAPACITY)

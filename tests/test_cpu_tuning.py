@@ -88,7 +88,7 @@ def _late_faults(mode: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_freed_memory_is_reused_without_page_faults():
+def test_freed_memory_is_reused_with_far_fewer_page_faults():
     """By default glibc hands the freed tensors back to the kernel and faults them in again;
     with the runners' thresholds the heap keeps them. Measured here over the last 30 rounds:
     44,000 to 119,000 faults by default, 0 to 4,200 kept (the heap still growing to its
