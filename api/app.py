@@ -15,11 +15,11 @@ from api.routes import batches, files, jobs, system
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
 from core.config import Settings, settings
+from core.contracts.spec import load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
 from core.storage import storage_for
 from core.tables import Job, Tenant
-from models.spec import load_registry
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from pydantic import ValidationError
 
 from api.schemas import JobCreate
 from core.config import Settings
+from core.contracts.items import ItemInvalid, ItemLimits, check_custom_id, check_item
+from core.contracts.params import parse_params
+from core.contracts.spec import ModelSpec
+from core.contracts.token_counts import Counter, char_lengths
 from core.errors import InvalidInput, ModelUnavailable, TooLarge
 from core.store.jobs import JobSpec
-from models.items import ItemInvalid, ItemLimits, check_custom_id, check_item
-from models.params import parse_params
-from models.spec import ModelSpec
-from models.token_lengths import Counter, char_lengths
 
 
 def _unicode(value: str, param: str) -> str:

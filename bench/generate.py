@@ -98,8 +98,8 @@ def bench_runner(
 ) -> tuple[Measurement, list[str | None], list[int]]:
     """sluice's GenerateRunner in-process on all prompts at once (the length-sorted
     token-budget loop), greedy. Returns its texts and prompt token counts too."""
+    from core.contracts.params import GenerateParams
     from models.generate import GenerateRunner
-    from models.params import GenerateParams
 
     runner = GenerateRunner(spec)
     params = GenerateParams(temperature=0, max_new_tokens=max_new_tokens)
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import torch
 
-    from models.spec import parse_registry
+    from core.contracts.spec import parse_registry
 
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)

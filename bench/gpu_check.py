@@ -98,8 +98,8 @@ def check_embed(c: Checks, spec: Any, texts: list[str]) -> np.ndarray:
     CUDA fp32 vectors."""
     import torch
 
+    from core.contracts.params import EmbedParams
     from models.embed import EmbedRunner
-    from models.params import EmbedParams
 
     params = EmbedParams()
     fp32 = EmbedRunner(spec.model_copy(update={"dtype": "float32"}))
@@ -141,8 +141,8 @@ def check_oom(c: Checks, spec: Any, texts: list[str], headroom_mib: int) -> None
     """A real OutOfMemoryError from the caching allocator, under a per-process cap."""
     import torch
 
+    from core.contracts.params import EmbedParams
     from models.embed import EmbedRunner
-    from models.params import EmbedParams
 
     params = EmbedParams()
     docs = long_texts(texts, 2048)
@@ -189,9 +189,9 @@ def check_oom(c: Checks, spec: Any, texts: list[str], headroom_mib: int) -> None
 
 def check_generate(c: Checks, texts: list[str]) -> None:
     """Greedy generation on CUDA, batched against one prompt at a time."""
+    from core.contracts.params import GenerateParams
+    from core.contracts.spec import ModelSpec
     from models.generate import GenerateRunner
-    from models.params import GenerateParams
-    from models.spec import ModelSpec
     from tests.tiny_models import bench_texts, build_tiny_causal
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -223,8 +223,8 @@ def sweep_budgets(c: Checks, spec: Any, texts: list[str], budgets: list[int]) ->
     figure for choosing gpu_max_batch_tokens; no check)."""
     import torch
 
+    from core.contracts.params import EmbedParams
     from models.embed import EmbedRunner
-    from models.params import EmbedParams
 
     params = EmbedParams()
     rates: dict[str, float] = {}
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     if not torch.cuda.is_available():
         log("no CUDA device: nothing to check here (the CPU suite fakes the devices)")
         raise SystemExit(2)
-    from models.spec import load_registry
+    from core.contracts.spec import load_registry
 
     spec = load_registry()[args.model]
     texts = [x["input"] for x in load_mix(args.data_dir, args.items, 0)]

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     import torch
 
+    from core.contracts.params import EmbedParams
+    from core.contracts.spec import load_registry
     from models.embed import EmbedRunner
-    from models.params import EmbedParams
-    from models.spec import load_registry
 
     spec = load_registry()[args.model]
     update: dict[str, object] = {}

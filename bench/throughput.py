@@ -121,8 +121,8 @@ def plan_figures(runner: Any, spec: Any, texts: list[str]) -> dict[str, Any]:
     the planner on all items at once, sluice's actual plan, and sentence-transformers'."""
     from core.chunking import bucket_chunks
     from core.config import Settings
+    from core.contracts.token_counts import counter_for
     from models.planner import padding_efficiency
-    from models.token_lengths import counter_for
 
     lengths = [len(e["input_ids"]) for e in runner.tokenize(texts, truncate=True)[0]]
     budget = spec.batch_tokens(runner.device.type)
@@ -167,8 +167,8 @@ def median_run(run: Callable[[], T], repeat: int) -> tuple[T, float, list[float]
 
 def warmed_runner(spec: Any, texts: list[str], warmup: int) -> tuple[Any, Any]:
     """An EmbedRunner of the spec, warmed on the first `warmup` texts, and default params."""
+    from core.contracts.params import EmbedParams
     from models.embed import EmbedRunner
-    from models.params import EmbedParams
 
     runner, params = EmbedRunner(spec), EmbedParams()
     runner.run(texts[:warmup], params)
@@ -484,8 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from core.config import Settings
+    from core.contracts.spec import DEFAULT_MODELS_FILE, parse_registry
     from models.device import pick_device, pick_dtype
-    from models.spec import DEFAULT_MODELS_FILE, parse_registry
 
     threads = args.threads or torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -1,1 +1,2 @@
-"""Model registry, runners and the batch planner. Only spec.py may be imported without torch."""
+"""What runs a model: runners per task, loading, device and dtype choice, the batch
+planner and the micro-batch executor. Contracts shared with the API live in core/contracts."""

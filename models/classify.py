@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
+from core.contracts.spec import ModelSpec
 from models.encoder import EncoderRunner
-from models.spec import ModelSpec
 
 
 class ClassifyRunner(EncoderRunner):

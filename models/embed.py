@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.contracts.spec import ModelSpec
 from models.encoder import EncoderRunner
-from models.spec import ModelSpec
 
 
 class EmbedRunner(EncoderRunner):

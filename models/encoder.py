@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.contracts.spec import ModelSpec
 from models.batching import IsolatingExecutor
 from models.device import (
     overlaps_tokenizing,
@@ -22,7 +23,6 @@ from models.device import (
 )
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
-from models.spec import ModelSpec
 
 # On a CPU, a micro-batch's fixed cost is priced at this share of the token budget.
 CPU_BATCH_OVERHEAD_SHARE = 64

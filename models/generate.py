@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from core.contracts.params import GenerateParams
+from core.contracts.spec import ModelSpec
 from models.batching import IsolatingExecutor
 from models.device import pick_device, pick_dtype, quantize_int8, tune_for_varied_shapes
-from models.params import GenerateParams
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
-from models.spec import ModelSpec
 
 
 class SeededSampler:

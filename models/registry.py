@@ -8,11 +8,11 @@ from typing import Any, Protocol
 
 import torch
 
+from core.contracts.spec import ModelSpec
 from models.classify import ClassifyRunner
 from models.embed import EmbedRunner
 from models.generate import GenerateRunner
 from models.results import ItemResult
-from models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -99,8 +99,8 @@ def bob(cfg: Settings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def tiny_runner(registry_file: Path) -> Any:
     """The tiny embed model, loaded once."""
+    from core.contracts.spec import load_registry
     from models.embed import EmbedRunner
-    from models.spec import load_registry
 
     return EmbedRunner(load_registry(registry_file)["tiny-embed"])
 

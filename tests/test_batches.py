@@ -17,12 +17,12 @@ from openai.types.batch import Batch
 from openai.types.chat import ChatCompletion
 from sqlalchemy import select, update
 
+from core.contracts.params import EmbedParams
 from core.db import write_session
 from core.store.batches import claim_finalizes, expire_overdue
 from core.store.chunks import dispatch_chunks
 from core.store.ingest import claim_ingests
 from core.tables import Chunk, Job
-from models.params import EmbedParams
 from tests.conftest import worker_ctx
 from worker.finalize import run_finalize
 from worker.ingest import run_ingest
@@ -331,8 +331,8 @@ def test_a_batch_past_its_window_expires_into_the_error_file(cfg, api, alice, ti
 
 @pytest.fixture(scope="module")
 def causal_runner(registry_file):
+    from core.contracts.spec import load_registry
     from models.generate import GenerateRunner
-    from models.spec import load_registry
 
     return GenerateRunner(load_registry(registry_file)["tiny-causal"])
 

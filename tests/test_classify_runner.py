@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from core.contracts.params import ClassifyParams, check_input
+from core.contracts.spec import load_registry
 from models.classify import ClassifyRunner
-from models.params import ClassifyParams, check_input
-from models.spec import load_registry
 from tests.tiny_models import bench_texts
 
 

@@ -19,7 +19,7 @@ def reference():
     """sentence-transformers' vectors for the e2e texts: the reference every line is held to."""
     from sentence_transformers import SentenceTransformer
 
-    from models.spec import DEFAULT_MODELS_FILE, load_registry
+    from core.contracts.spec import DEFAULT_MODELS_FILE, load_registry
 
     texts = bench_texts(700, seed=11)
     st = SentenceTransformer(

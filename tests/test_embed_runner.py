@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from core.contracts.params import EmbedParams
+from core.contracts.spec import DEFAULT_MODELS_FILE, load_registry
 from models.embed import EmbedRunner
-from models.params import EmbedParams
 from models.results import Cancelled
-from models.spec import DEFAULT_MODELS_FILE, load_registry
 from tests.tiny_models import bench_texts
 
 
@@ -102,7 +102,7 @@ def test_int8_quantizes_linear_layers_and_stays_close(minilm):
 
 
 def test_token_counts_from_the_api_give_the_same_results(tiny):
-    from models.token_lengths import counter_for
+    from core.contracts.token_counts import counter_for
 
     texts = [*bench_texts(150, seed=17), "word " * 300]
     counts = counter_for(tiny.spec)(texts)
@@ -126,7 +126,7 @@ def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file, monke
     import time
 
     import models.encoder
-    from models.token_lengths import counter_for
+    from core.contracts.token_counts import counter_for
 
     # a CPU to spare beside torch's threads (as beside a GPU): tokenising overlaps
     monkeypatch.setattr(models.encoder, "usable_cpus", lambda: torch.get_num_threads() + 1)
@@ -168,7 +168,7 @@ def test_without_a_spare_core_the_chunk_is_tokenised_first_in_one_call(tiny, mon
     import threading
 
     import models.encoder
-    from models.token_lengths import counter_for
+    from core.contracts.token_counts import counter_for
 
     monkeypatch.setattr(models.encoder, "usable_cpus", lambda: torch.get_num_threads())
     texts = bench_texts(200, seed=19)

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.contracts.params import GenerateParams, check_input
+from core.contracts.spec import load_registry
 from models.generate import GenerateRunner, SeededSampler
-from models.params import GenerateParams, check_input
-from models.spec import load_registry
 from tests.tiny_models import bench_texts
 
 GREEDY = GenerateParams(temperature=0, max_new_tokens=12)

@@ -1,5 +1,5 @@
 """OpenAI batch lines: each endpoint's valid lines, their normalized bodies and native
-translations (re-checked by models.params), and every rejection with its code and field."""
+translations (re-checked by core.contracts.params), and every rejection with its code and field."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from models.items import ItemInvalid, ItemLimits
-from models.openai_requests import (
+from core.contracts.items import ItemInvalid, ItemLimits
+from core.contracts.openai_requests import (
     ENDPOINT_TASKS,
     MAX_EMBEDDING_INPUTS,
     check_request_line,
     native_request,
     request_length,
 )
-from models.params import check_input, parse_params
+from core.contracts.params import check_input, parse_params
 
 EMB, CHAT, COMP = "/v1/embeddings", "/v1/chat/completions", "/v1/completions"
 LIMITS = ItemLimits(max_input_chars=100, max_custom_id_chars=16)

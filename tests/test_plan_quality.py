@@ -4,11 +4,11 @@ from pathlib import Path
 
 from core.chunking import bucket_chunks
 from core.config import Settings
+from core.contracts.spec import DEFAULT_MODELS_FILE, load_registry
+from core.contracts.token_counts import char_lengths, counter_for, token_counter
 from models.embed import EmbedRunner
 from models.encoder import batch_overhead_tokens
 from models.planner import padding_efficiency, plan_batches
-from models.spec import DEFAULT_MODELS_FILE, load_registry
-from models.token_lengths import char_lengths, counter_for, token_counter
 from tests.tiny_models import bench_texts
 
 

@@ -2,7 +2,12 @@
 
 import pytest
 
-from models.spec import DEFAULT_MODELS_FILE, ModelRegistryError, load_registry, parse_registry
+from core.contracts.spec import (
+    DEFAULT_MODELS_FILE,
+    ModelRegistryError,
+    load_registry,
+    parse_registry,
+)
 
 
 def test_bundled_registry_resolves_packaged_minilm(tmp_path):

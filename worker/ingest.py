@@ -11,6 +11,10 @@ from functools import partial
 from typing import Any
 
 from core.chunking import chunk_size_for
+from core.contracts.items import ItemInvalid, ItemLimits, check_line
+from core.contracts.openai_requests import check_request_line, request_length
+from core.contracts.params import parse_params
+from core.contracts.token_counts import char_lengths
 from core.db import read_session, write_session
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.storage import storage_named
@@ -24,10 +28,6 @@ from core.store.ingest import (
     reject_ingest,
 )
 from core.tables import File
-from models.items import ItemInvalid, ItemLimits, check_line
-from models.openai_requests import check_request_line, request_length
-from models.params import parse_params
-from models.token_lengths import char_lengths
 from worker.context import WorkerContext
 from worker.ingest_builder import ChunkBuilder, IngestSettings
 from worker.requests_run import run_requests

@@ -24,10 +24,10 @@ def start_worker(
     from core.celery_app import celery_app
     from core.config import settings
     from core.constants import model_queue
+    from core.contracts.spec import load_registry
     from core.db import check_schema
     from core.redis_client import get_redis
     from models.registry import load_runners
-    from models.spec import load_registry
     from worker.context import WorkerContext, set_context
     from worker.housekeeper import Housekeeper
     from worker.recorder import Recorder

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from models.openai_requests import native_request
-from models.params import parse_params
+from core.contracts.openai_requests import native_request
+from core.contracts.params import parse_params
 from models.results import ItemResult
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.codec import error_line, pack_lines, result_line
 from core.constants import nudge_key
+from core.contracts.params import parse_params
 from core.db import read_session, write_session
 from core.store.chunks import (
     ChunkWork,
@@ -22,7 +23,6 @@ from core.store.chunks import (
     start_chunk,
 )
 from core.store.jobs import is_cancel_requested
-from models.params import parse_params
 from models.results import Cancelled, ItemResult
 from worker.context import ActiveLease, WorkerContext
 from worker.dispatcher import dispatch_model

@@ -17,6 +17,7 @@ from api.routes.jobs import count_submission, nudge_dispatch
 from api.schemas import ERROR_RESPONSES
 from api.validation import check_metadata
 from core import states
+from core.contracts.openai_requests import ENDPOINT_TASKS
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from core.jsonl import LineError, is_blank, parse_object, split_lines
@@ -25,7 +26,6 @@ from core.store.files import get_file
 from core.store.ingest import create_file_job
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.tables import File, Job
-from models.openai_requests import ENDPOINT_TASKS
 
 router = APIRouter(
     prefix="/v1/batches",

@@ -24,6 +24,7 @@ from api.views import change_signature, job_out
 from core import states
 from core.chunking import chunk_size_for
 from core.constants import nudge_key
+from core.contracts.token_counts import char_lengths, counter_for
 from core.db import read_session, write_session
 from core.errors import Conflict, NotFound
 from core.store.chunks import item_seconds
@@ -40,7 +41,6 @@ from core.store.jobs import (
     stream_results,
 )
 from core.tables import Job
-from models.token_lengths import char_lengths, counter_for
 
 log = logging.getLogger(__name__)
 router = APIRouter(

@@ -10,7 +10,7 @@ from typing import Any
 
 from tokenizers import Tokenizer
 
-from models.params import input_texts
+from core.contracts.params import input_texts
 
 Counter = Callable[[Sequence[Any]], list[int]]
 

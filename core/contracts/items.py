@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from models.params import InputShapeError, check_input, input_texts
+from core.contracts.params import InputShapeError, check_input, input_texts
 
 LINE_FIELDS = frozenset({"custom_id", "input"})
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.items import ItemInvalid, ItemLimits
-from models.params import GenerateParams
+from core.contracts.items import ItemInvalid, ItemLimits
+from core.contracts.params import GenerateParams
 
 ENDPOINT_TASKS: dict[str, str] = {
     "/v1/embeddings": "embed",
@@ -289,7 +289,7 @@ def check_request_line(
     limits: ItemLimits,
     max_dimensions: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """(custom_id, normalized body) of one OpenAI batch line; raises models.items.ItemInvalid."""
+    """(custom_id, normalized body) of one OpenAI batch line; raises ItemInvalid."""
     if endpoint not in ENDPOINT_TASKS:
         raise ValueError(f"unknown endpoint {endpoint}")
     custom_id = _check_envelope(endpoint, model, line, limits)

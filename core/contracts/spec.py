@@ -11,7 +11,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
+# The registry bundled with the runners (models/ ships it as package data).
+DEFAULT_MODELS_FILE = Path(__file__).resolve().parents[2] / "models" / "models.yaml"
 
 Task = Literal["embed", "classify", "generate"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
