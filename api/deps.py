@@ -1,19 +1,24 @@
-"""Request dependencies: the caller's tenant from a bearer API key."""
+"""Request dependencies: the caller's tenant from a bearer API key, a read session, a row
+or 404, and cursor pages."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from core.db import read_session
-from core.errors import InvalidInput, Unauthorized
+from core.errors import InvalidInput, NotFound, Unauthorized
 from core.store.tenants import hash_key, tenant_for_key
 from core.tables import Tenant
 
+T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="An API key from `sluice keys create`")
 
 
@@ -96,3 +101,33 @@ def reject_unknown_query(request: Request) -> None:
 
 
 STRICT_QUERY = [Depends(reject_unknown_query)]
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    """A read session for the length of the request (writes open their own, so a commit
+    lands before the answer is sent)."""
+    with read_session(request.app.state.settings.database_url) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_read_session)]
+
+
+def found(row: T | None, message: str, *, param: str) -> T:
+    """The row that was asked for, or NotFound (another tenant's row is not found either)."""
+    if row is None:
+        raise NotFound(message, param=param)
+    return row
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a cursor listing."""
+
+    rows: list[T]
+    has_more: bool
+
+
+def page_of(rows: list[T], limit: int) -> Page[T]:
+    """The page in `limit + 1` rows read after the cursor (the extra row says there is more)."""
+    return Page(rows=rows[:limit], has_more=len(rows) > limit)

@@ -1,19 +1,14 @@
-"""Request limits: body size (checked while streaming), a key before any body is read, and
-the per-tenant submission rate."""
+"""Request limits: body size (checked while streaming), and a key before any body is read."""
 
 from __future__ import annotations
 
 import logging
-import time
 
 import orjson
-from redis import Redis
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
-from core.constants import rate_key
-from core.errors import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -104,26 +99,3 @@ class BodyLimitMiddleware:
             headers.append((b"www-authenticate", b"Bearer"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def check_rate(r: Redis, *, prefix: str, tenant_id: str, per_minute: int) -> None:
-    """Count one submission for the tenant; raise QuotaExceeded over the per-minute limit.
-
-    Fails open when Redis is unreachable: the database, not Redis, decides what runs.
-    """
-    now = time.time()
-    window = int(now // 60)
-    key = rate_key(prefix, tenant_id, window)
-    try:
-        pipe = r.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, 120)
-        count = int(pipe.execute()[0])
-    except Exception as exc:
-        log.warning("rate limit not checked, Redis unreachable: %s", exc)
-        return
-    if count > per_minute:
-        raise QuotaExceeded(
-            f"more than {per_minute} job submissions per minute",
-            retry_after=max(1, int((window + 1) * 60 - now) + 1),
-        )

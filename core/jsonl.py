@@ -4,7 +4,7 @@ line. Shared by the API (checking an upload as it streams) and the worker (inges
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -67,7 +67,9 @@ def _too_long(line: int, limit: int) -> LineError:
     return LineError(line, "line_too_long", f"line is longer than {limit} bytes")
 
 
-def split_lines(blocks: Iterable[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes]]:
+def split_lines(
+    blocks: Iterable[bytes], max_line_bytes: int
+) -> Generator[tuple[int, bytes], None, None]:
     """Every line of a stream of blocks, numbered from 1."""
     splitter = LineSplitter(max_line_bytes)
     for block in blocks:

@@ -17,6 +17,7 @@ from core.store.chunks import (
 )
 from core.store.jobs import JobSpec, cancel_job, chunk_status_counts, create_job, get_job
 from core.store.tenants import get_or_create_tenant
+from core.submit.jobs import job_chunk_rows
 from core.tables import Chunk, Job
 
 
@@ -30,7 +31,7 @@ def _job(db, tenant="acme", n=10, chunk_size=2, priority=0, model="m"):
             chunk_size=chunk_size,
             priority=priority,
         )
-        return create_job(session=s, tenant_id=t.id, spec=spec).id
+        return create_job(session=s, tenant_id=t.id, spec=spec, chunks=job_chunk_rows(spec)).id
 
 
 def _dispatch(db, limit, model="m", now=None, queue_lease=300.0):
@@ -221,7 +222,7 @@ def test_bucketed_job_streams_results_in_input_order(db_url):
             lengths=[len(x) for x in texts],
             bucket_window=100,
         )
-        job_id = create_job(session=s, tenant_id=t.id, spec=spec).id
+        job_id = create_job(session=s, tenant_id=t.id, spec=spec, chunks=job_chunk_rows(spec)).id
     sent = _dispatch(db_url, 100)
     rng.shuffle(sent)  # chunks finish in any order
     stream = partial(read_session, db_url)
@@ -292,7 +293,7 @@ def test_token_counts_travel_with_the_chunk(db_url):
                 lengths=[i + 2 for i in range(5)],
                 lengths_are_tokens=counted,
             )
-            create_job(session=s, tenant_id=t.id, spec=spec)
+            create_job(session=s, tenant_id=t.id, spec=spec, chunks=job_chunk_rows(spec))
     first, second = (_start(db_url, d) for d in _dispatch(db_url, 2))
     assert first.token_counts == [2, 3, 4, 5, 6] and [r[0] for r in first.records] == list(range(5))
     assert second.token_counts is None

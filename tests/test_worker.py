@@ -10,6 +10,7 @@ from core.db import read_session, write_session
 from core.store.chunks import dispatch_chunks, sweep_expired
 from core.store.jobs import JobSpec, cancel_job, create_job
 from core.store.tenants import get_or_create_tenant
+from core.submit.jobs import job_chunk_rows
 from core.tables import Chunk, Job
 from tests.conftest import worker_ctx
 from worker.run_chunk import execute_chunk
@@ -33,7 +34,7 @@ def _job(cfg, n=8):
             chunk_size=4,
             items=[(f"c{i}", f"some text number {i}") for i in range(n)],
         )
-        return create_job(session=s, tenant_id=t.id, spec=spec).id
+        return create_job(session=s, tenant_id=t.id, spec=spec, chunks=job_chunk_rows(spec)).id
 
 
 def _dispatch(cfg, n):

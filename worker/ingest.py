@@ -11,10 +11,8 @@ from functools import partial
 from typing import Any
 
 from core.chunking import chunk_size_for
-from core.contracts.items import ItemInvalid, ItemLimits, check_line
-from core.contracts.openai_requests import check_request_line, request_length
+from core.contracts.items import ItemInvalid, ItemLimits
 from core.contracts.params import parse_params
-from core.contracts.token_counts import char_lengths
 from core.db import read_session, write_session
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.storage import storage_named
@@ -27,9 +25,9 @@ from core.store.ingest import (
     load_ingest,
     reject_ingest,
 )
+from core.submit.file_chunks import ChunkBuilder, IngestSettings, line_rules
 from core.tables import File
 from worker.context import WorkerContext
-from worker.ingest_builder import ChunkBuilder, IngestSettings
 from worker.requests_run import run_requests
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,9 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     spec = runner.spec
     storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
     limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
-    check, lengths = _line_rules(runner, endpoint, limits)
+    check, lengths = line_rules(
+        spec, endpoint, limits, max_dimensions=getattr(runner, "dimension", None)
+    )
     chunk_size = chunk_size_for(
         _item_seconds(ctx, runner, storage.read(file_id or ""), check, endpoint),
         default=spec.chunk_size,
@@ -172,24 +172,6 @@ def _start(ctx: WorkerContext, model: str) -> None:
         dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=model)
     except Exception as exc:  # the housekeeper's next round dispatches them anyway
         log.info("could not dispatch %s's chunks right away: %s", model, exc)
-
-
-def _line_rules(
-    runner: Any, endpoint: str | None, limits: ItemLimits
-) -> tuple[Callable[[dict[str, Any]], tuple[str | None, Any]], Callable[[list[Any]], list[int]]]:
-    """How a line is checked, and its sort key: a native item, or an OpenAI batch request
-    to the batch's endpoint for the runner's model."""
-    if endpoint is None:
-        return partial(check_line, runner.task, limits=limits), char_lengths
-    width = getattr(runner, "dimension", None)
-
-    def check(obj: dict[str, Any]) -> tuple[str | None, Any]:
-        return check_request_line(endpoint, runner.spec.name, obj, limits, max_dimensions=width)
-
-    def lengths(bodies: list[Any]) -> list[int]:
-        return [request_length(endpoint, b) for b in bodies]
-
-    return check, lengths
 
 
 def _item_seconds(

@@ -8,13 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from core.codec import error_line, pack_lines, result_line
-from core.constants import nudge_key
 from core.contracts.params import parse_params
 from core.db import read_session, write_session
+from core.nudge import nudge_dispatch
 from core.store.chunks import (
     ChunkWork,
     abandon_chunk,
@@ -238,12 +237,9 @@ def _finished(ctx: WorkerContext, work: ChunkWork) -> None:
 def _refill(ctx: WorkerContext, model: str) -> None:
     """Ask this worker's housekeeper to top the queue up (it dispatches in its own thread,
     while the next chunk runs); without Redis, dispatch here."""
-    key = nudge_key(ctx.cfg.redis_prefix, model)
-    try:
-        ctx.redis.pipeline().rpush(key, 1).ltrim(key, -8, -1).expire(key, 60).execute()
+    if nudge_dispatch(ctx.redis, prefix=ctx.cfg.redis_prefix, model=model):
         return
-    except RedisError as exc:
-        log.info("no dispatch nudge (%s); dispatching here", exc)
+    log.info("dispatching %s here", model)
     try:
         dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=model)
     except Exception:

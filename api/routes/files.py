@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import exists, select
 
-from api.deps import STRICT_QUERY, TenantDep
+from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
@@ -170,15 +170,13 @@ def _discard(db: str, storage: FileStorage, file_id: str, writer: PartWriter) ->
 def _load(db: str, tenant_id: str, file_id: str) -> File:
     with read_session(db) as session:
         row = get_file(session=session, tenant_id=tenant_id, file_id=file_id)
-    if row is None:
-        raise NotFound(f"no file {file_id!r}", param="file_id")
-    return row
+    return found(row, f"no file {file_id!r}", param="file_id")
 
 
 @router.get("", response_model=FileList, summary="List your files, newest first")
 def list_my_files(
     tenant: TenantDep,
-    request: Request,
+    session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
     after: Annotated[str | None, Query(max_length=64, description="Cursor: a file id")] = None,
     purpose: Annotated[
@@ -187,23 +185,23 @@ def list_my_files(
     ] = None,
 ) -> FileList:
     """One page of the caller's files; pass last_id as `after` for the next."""
-    with read_session(request.app.state.settings.database_url) as session:
-        rows = list_files(
-            session=session, tenant_id=tenant.id, limit=limit + 1, after=after, purpose=purpose
-        )
-    page = rows[:limit]
+    rows = list_files(
+        session=session, tenant_id=tenant.id, limit=limit + 1, after=after, purpose=purpose
+    )
+    page = page_of(rows, limit)
     return FileList(
-        data=[file_out(r) for r in page],
-        first_id=page[0].id if page else None,
-        last_id=page[-1].id if page else None,
-        has_more=len(rows) > limit,
+        data=[file_out(r) for r in page.rows],
+        first_id=page.rows[0].id if page.rows else None,
+        last_id=page.rows[-1].id if page.rows else None,
+        has_more=page.has_more,
     )
 
 
 @router.get("/{file_id}", response_model=FileOut, summary="A file's metadata")
-def get_my_file(file_id: str, tenant: TenantDep, request: Request) -> FileOut:
+def get_my_file(file_id: str, tenant: TenantDep, session: SessionDep) -> FileOut:
     """Size, line count, purpose, digest and expiry of one of your files."""
-    return file_out(_load(request.app.state.settings.database_url, tenant.id, file_id))
+    row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
+    return file_out(found(row, f"no file {file_id!r}", param="file_id"))
 
 
 @router.get(

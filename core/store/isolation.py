@@ -17,7 +17,8 @@ from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import states
-from core.codec import pack_indices, pack_inputs, unpack_inputs_with_counts
+from core.codec import unpack_inputs_with_counts
+from core.store.chunk_rows import chunk_row
 from core.tables import Chunk, Job
 
 
@@ -39,25 +40,20 @@ def split_chunk(
     used; False if the chunk changed since it was read."""
     records, counts = unpack_inputs_with_counts(chunk.inputs)
     half = len(records) // 2
-    rows: list[dict[str, Any]] = []
-    for part in (slice(0, half), slice(half, None)):
-        recs = records[part]
-        packed = [(*r, c) for r, c in zip(recs, counts[part], strict=True)] if counts else recs
-        rows.append(
-            {
-                "job_id": chunk.job_id,
-                "model": chunk.model,
-                "seq": chunk.seq,
-                "bucket": chunk.bucket,
-                "status": states.C_PENDING,
-                "n_items": len(recs),
-                "inputs": pack_inputs(packed),
-                "item_indices": pack_indices(r[0] for r in recs),
-                "completed": 0,
-                "failed": 0,
-                "attempts": attempts,
-            }
-        )
+    rows = [
+        {
+            **chunk_row(
+                model=chunk.model,
+                seq=chunk.seq,
+                bucket=chunk.bucket,
+                records=records[part],
+                token_counts=counts[part] if counts else None,
+                attempts=attempts,
+            ),
+            "job_id": chunk.job_id,
+        }
+        for part in (slice(0, half), slice(half, None))
+    ]
     gone = session.execute(delete(Chunk).where(still_expired(chunk, now)))
     if gone.rowcount != 1:  # type: ignore[attr-defined]
         return False

@@ -13,16 +13,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
-from core.chunking import bucket_chunks
-from core.codec import (
-    InputRecord,
-    is_failure,
-    merge_in_order,
-    pack_indices,
-    pack_inputs,
-    unpack_inputs,
-    unpack_lines,
-)
+from core.codec import is_failure, merge_in_order, unpack_inputs, unpack_lines
 from core.ids import new_id
 from core.jsonl import in_blocks
 from core.tables import Chunk, Job
@@ -30,7 +21,7 @@ from core.tables import Chunk, Job
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A validated job request: what the API hands to create_job."""
+    """A validated job request: what the submission path hands to create_job."""
 
     model: str
     task: str
@@ -49,42 +40,15 @@ class JobSpec:
     lengths_are_tokens: bool = False
 
 
-def prepare_chunks(spec: JobSpec) -> list[dict[str, Any]]:
-    """A job's chunk rows (bucketed, compressed), built before any transaction opens, so a
-    big job holds the database's write lock only for the inserts."""
-    records: list[InputRecord] = [(i, cid, x) for i, (cid, x) in enumerate(spec.items)]
-    lengths = spec.lengths if spec.lengths is not None else [0] * len(records)
-    plan = bucket_chunks(records, lengths, chunk_size=spec.chunk_size, window=spec.bucket_window)
-    return [
-        {
-            "model": spec.model,
-            "seq": seq,
-            "bucket": bucket,
-            "status": states.C_PENDING,
-            "n_items": len(positions),
-            "inputs": pack_inputs(
-                (*records[p], lengths[p]) if spec.lengths_are_tokens else records[p]
-                for p in positions
-            ),
-            "item_indices": pack_indices(positions),
-            "completed": 0,
-            "failed": 0,
-            "attempts": 0,
-        }
-        for seq, (bucket, positions) in enumerate(plan)
-    ]
-
-
 def create_job(
     *,
     session: Session,
     tenant_id: str,
     spec: JobSpec,
-    chunks: list[dict[str, Any]] | None = None,
+    chunks: list[dict[str, Any]],
 ) -> Job:
-    """Insert a job and its chunks (from prepare_chunks) in the caller's transaction."""
+    """Insert a job and its chunk rows (core.submit.chunk_rows) in the caller's transaction."""
     now = time.time()
-    rows = prepare_chunks(spec) if chunks is None else chunks
     job = Job(
         id=new_id("job"),
         tenant_id=tenant_id,
@@ -97,7 +61,7 @@ def create_job(
         total=len(spec.items),
         completed=0,
         failed=0,
-        chunk_count=len(rows),
+        chunk_count=len(chunks),
         created_at=now,
         updated_at=now,
         expires_at=now + spec.expires_after_seconds,
@@ -105,8 +69,8 @@ def create_job(
     )
     session.add(job)
     session.flush()
-    if rows:
-        session.execute(insert(Chunk), [{**row, "job_id": job.id} for row in rows])
+    if chunks:
+        session.execute(insert(Chunk), [{**row, "job_id": job.id} for row in chunks])
     return job
 
 

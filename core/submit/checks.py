@@ -1,20 +1,30 @@
-"""Checking a job request against its model's task, before anything is written."""
+"""Checking what a submission asks for, before anything is written: the model, its task
+params, metadata, and each inline item against the task's contract."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from api.schemas import JobCreate
 from core.config import Settings
 from core.contracts.items import ItemInvalid, ItemLimits, check_custom_id, check_item
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelSpec
-from core.contracts.token_counts import Counter, char_lengths
 from core.errors import InvalidInput, ModelUnavailable, TooLarge
-from core.store.jobs import JobSpec
+
+
+class InlineItem(Protocol):
+    """One inline input as a request carries it."""
+
+    custom_id: str | None
+    input: Any
+
+
+def item_limits(cfg: Settings) -> ItemLimits:
+    """The size limits on one item, from the settings."""
+    return ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
 
 
 def _unicode(value: str, param: str) -> str:
@@ -41,25 +51,25 @@ def check_metadata(metadata: dict[str, str], max_pairs: int) -> None:
         _unicode(value, f"metadata.{key}")
 
 
-def validate_settings(
-    body: JobCreate, registry: dict[str, ModelSpec], cfg: Settings
-) -> tuple[ModelSpec, dict[str, Any]]:
-    """The model and the validated params of a job request (inline or from a file)."""
-    spec = registry.get(body.model)
+def check_model(registry: dict[str, ModelSpec], model: str) -> ModelSpec:
+    """The registered model of that name; ModelUnavailable otherwise."""
+    spec = registry.get(model)
     if spec is None:
-        raise ModelUnavailable(
-            f"unknown model {body.model!r}; GET /v1/models lists them", param="model"
-        )
-    check_metadata(body.metadata, cfg.max_metadata_pairs)
+        raise ModelUnavailable(f"unknown model {model!r}; GET /v1/models lists them", param="model")
+    return spec
+
+
+def check_params(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The task params, validated against the task and the model's limits."""
     try:
-        params = parse_params(spec.task, body.params).model_dump(exclude_none=True)
+        parsed = parse_params(spec.task, params).model_dump(exclude_none=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidInput(
             f"params.{where}: {first['msg']}", code="invalid_params", param=f"params.{where}"
         ) from exc
-    if params.get("max_new_tokens", 0) >= spec.max_length:
+    if parsed.get("max_new_tokens", 0) >= spec.max_length:
         raise InvalidInput(
             f"params.max_new_tokens: {spec.name} takes {spec.max_length} tokens in all, prompt "
             "included",
@@ -67,37 +77,33 @@ def validate_settings(
             param="params.max_new_tokens",
         )
     width = spec.output_size()
-    if params.get("dimensions") and width and params["dimensions"] > width:
+    if parsed.get("dimensions") and width and parsed["dimensions"] > width:
         raise InvalidInput(
             f"params.dimensions: {spec.name} gives {width} dimensions, asked for "
-            f"{params['dimensions']}",
+            f"{parsed['dimensions']}",
             code="invalid_params",
             param="params.dimensions",
         )
-    return spec, params
+    return parsed
 
 
-def validate_job(
-    body: JobCreate,
-    registry: dict[str, ModelSpec],
-    cfg: Settings,
-    measure: Callable[[ModelSpec], Counter | None] | None = None,
-) -> JobSpec:
-    """A JobSpec for a valid request; InvalidInput/ModelUnavailable/TooLarge otherwise."""
-    spec, params = validate_settings(body, registry, cfg)
-    if not body.inputs:
+def check_inline_items(
+    spec: ModelSpec, inputs: Iterable[InlineItem], count: int, cfg: Settings
+) -> list[tuple[str | None, Any]]:
+    """(custom_id, input in the runner's shape) of every inline item, in order; the first
+    invalid item is an InvalidInput naming it (`inputs[i].field`)."""
+    if not count:
         raise InvalidInput("inputs is empty", code="empty_inputs", param="inputs")
-    retention = body.expires_after or cfg.job_retention_days * 86400
-    if len(body.inputs) > cfg.max_inputs_per_job:
+    if count > cfg.max_inputs_per_job:
         raise TooLarge(
-            f"{len(body.inputs)} inputs; at most {cfg.max_inputs_per_job} per job",
+            f"{count} inputs; at most {cfg.max_inputs_per_job} per job",
             code="too_many_inputs",
             param="inputs",
         )
-    limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
+    limits = item_limits(cfg)
     seen: set[str] = set()
     items: list[tuple[str | None, Any]] = []
-    for i, item in enumerate(body.inputs):
+    for i, item in enumerate(inputs):
         try:
             cid = check_custom_id(item.custom_id, limits)
             value = check_item(spec.task, item.input, limits)
@@ -114,23 +120,4 @@ def validate_job(
                 )
             seen.add(cid)
         items.append((cid, value))
-    values = [v for _, v in items]
-    counter = measure(spec) if measure else None
-    token_counts = counter(values) if counter else None
-    return JobSpec(
-        model=spec.name,
-        task=spec.task,
-        items=items,
-        params=params,
-        priority=body.priority,
-        metadata=dict(body.metadata),
-        chunk_size=spec.chunk_size,
-        expires_after_seconds=retention,
-        # Character length stands in for token length (the API holds no tokenizer);
-        # the runner sorts each chunk by exact token length again.
-        # Token counts from the model's own tokenizer (torch-free) where it is on disk, so
-        # chunks are length-homogeneous; the runner re-sorts each chunk exactly anyway.
-        lengths=token_counts if token_counts is not None else char_lengths(values),
-        lengths_are_tokens=token_counts is not None,
-        bucket_window=cfg.bucket_window_items,
-    )
+    return items

@@ -5,22 +5,42 @@ duplicate custom_ids found from 16-byte digests (16 bytes an item, whatever the 
 from __future__ import annotations
 
 import hashlib
-import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from core import states
-from core.chunking import bucket_chunks
-from core.codec import error_line, pack_indices, pack_inputs, pack_lines
+from core.codec import error_line
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
+from core.contracts.openai_requests import check_request_line, request_length
+from core.contracts.spec import ModelSpec
 from core.contracts.token_counts import char_lengths
 from core.jsonl import LineError, is_blank, parse_object
+from core.store.chunk_rows import bucketed_rows, failed_chunk_row
 
 DIGEST_BYTES = 16
+LineCheck = Callable[[dict[str, Any]], tuple[str | None, Any]]
+Lengths = Callable[[list[Any]], list[int]]
+
+
+def line_rules(
+    spec: ModelSpec, endpoint: str | None, limits: ItemLimits, max_dimensions: int | None
+) -> tuple[LineCheck, Lengths]:
+    """How a line is checked, and its sort key: a native item, or an OpenAI batch request
+    to the batch's endpoint for the model."""
+    if endpoint is None:
+        return partial(check_line, spec.task, limits=limits), char_lengths
+
+    def check(obj: dict[str, Any]) -> tuple[str | None, Any]:
+        return check_request_line(endpoint, spec.name, obj, limits, max_dimensions=max_dimensions)
+
+    def lengths(bodies: list[Any]) -> list[int]:
+        return [request_length(endpoint, b) for b in bodies]
+
+    return check, lengths
 
 
 @dataclass
@@ -36,9 +56,9 @@ class IngestSettings:
     max_errors: int
     max_items: int
     # (custom_id, value) of a parsed line, or ItemInvalid; native lines by default.
-    check: Callable[[dict[str, Any]], tuple[str | None, Any]] | None = None
+    check: LineCheck | None = None
     # Sort keys of checked values for length bucketing.
-    lengths: Callable[[list[Any]], list[int]] = char_lengths
+    lengths: Lengths = char_lengths
 
     def check_line(self, obj: dict[str, Any]) -> tuple[str | None, Any]:
         """The line's (custom_id, value), checked."""
@@ -109,45 +129,29 @@ class ChunkBuilder:
     def _cut(self) -> list[dict[str, Any]]:
         """Chunk rows for the current window: its valid items bucketed by length, and its
         skipped lines as one finished chunk of failed items (so results stay in order)."""
-        rows: list[dict[str, Any]] = []
-        bucket = self.chunks  # any increasing number serves: results merge bucket by bucket
         records, self._window = self._window, []
         if not self.writing:
-            return rows
-        lengths = self.cfg.lengths([v for _, _, v in records])  # the API's sort key too
-        for _, positions in bucket_chunks(
-            records, lengths, chunk_size=self.cfg.chunk_size, window=max(1, len(records))
-        ):
-            rows.append(
-                {
-                    "model": self.cfg.model,
-                    "seq": self.chunks + len(rows),
-                    "bucket": bucket,
-                    "status": states.C_PENDING,
-                    "n_items": len(positions),
-                    "inputs": pack_inputs((records[p] for p in positions), level=1),
-                    "item_indices": pack_indices(records[p][0] for p in positions),
-                    "completed": 0,
-                    "failed": 0,
-                    "attempts": 0,
-                }
-            )
+            return []
+        # One bucket a window; any increasing number serves: results merge bucket by bucket.
+        bucket = self.chunks
+        rows = bucketed_rows(
+            model=self.cfg.model,
+            records=records,
+            lengths=self.cfg.lengths([v for _, _, v in records]),  # the API's sort key too
+            chunk_size=self.cfg.chunk_size,
+            window=max(1, len(records)),
+            first_seq=self.chunks,
+            first_bucket=bucket,
+        )
         if self._failed:
             rows.append(
-                {
-                    "model": self.cfg.model,
-                    "seq": self.chunks + len(rows),
-                    "bucket": bucket,
-                    "status": states.C_DONE,
-                    "n_items": len(self._failed),
-                    "inputs": pack_inputs([]),
-                    "item_indices": pack_indices(self._failed_indices),
-                    "outputs": pack_lines(self._failed),
-                    "completed": 0,
-                    "failed": len(self._failed),
-                    "attempts": 0,
-                    "finished_at": time.time(),
-                }
+                failed_chunk_row(
+                    model=self.cfg.model,
+                    seq=self.chunks + len(rows),
+                    bucket=bucket,
+                    indices=self._failed_indices,
+                    lines=self._failed,
+                )
             )
             self._failed, self._failed_indices = [], []
         self.chunks += len(rows)

@@ -1,0 +1,217 @@
+"""Submitting jobs: inline inputs, a file of the tenant's, and a retry of a finished job's
+failed items. Each is checked, counted against the tenant's rate, cut into chunks sized to
+the model's measured compute, written in one transaction, and announced to dispatchers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from redis import Redis
+
+from core import states
+from core.chunking import chunk_size_for
+from core.config import Settings
+from core.contracts.spec import ModelSpec
+from core.db import read_session, write_session
+from core.errors import Conflict, NotFound
+from core.nudge import nudge_dispatch
+from core.store.chunk_rows import bucketed_rows
+from core.store.chunks import item_seconds
+from core.store.files import get_file
+from core.store.ingest import create_file_job
+from core.store.jobs import JobSpec, create_job, failed_items
+from core.submit.checks import (
+    InlineItem,
+    check_inline_items,
+    check_metadata,
+    check_model,
+    check_params,
+)
+from core.submit.lengths import sort_lengths
+from core.submit.rate import check_rate
+from core.tables import Job
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """What submitting needs of the deployment: its settings, models and Redis."""
+
+    cfg: Settings
+    registry: dict[str, ModelSpec]
+    redis: Redis
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a job request asks for besides its inputs."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    expires_after: int | None = None
+    on_invalid: str = "fail"
+
+
+def job_chunk_rows(spec: JobSpec) -> list[dict[str, Any]]:
+    """A job's chunk rows (bucketed by spec.lengths, compressed), built before any
+    transaction opens, so a big job holds the database's write lock only for the inserts."""
+    records = [(i, cid, x) for i, (cid, x) in enumerate(spec.items)]
+    return bucketed_rows(
+        model=spec.model,
+        records=records,
+        lengths=spec.lengths if spec.lengths is not None else [0] * len(records),
+        chunk_size=spec.chunk_size,
+        window=spec.bucket_window,
+        lengths_are_tokens=spec.lengths_are_tokens,
+    )
+
+
+def count_submission(sub: Submitter, tenant_id: str) -> None:
+    """Count one submission against the tenant's per-minute rate (QuotaExceeded past it)."""
+    cfg = sub.cfg
+    check_rate(
+        sub.redis, prefix=cfg.redis_prefix, tenant_id=tenant_id, per_minute=cfg.jobs_per_minute
+    )
+
+
+def announce(sub: Submitter, model: str) -> None:
+    """Wake a dispatcher of the model for the new job."""
+    nudge_dispatch(sub.redis, prefix=sub.cfg.redis_prefix, model=model)
+
+
+def chunk_size(cfg: Settings, model: str, default: int) -> int:
+    """The model's chunk_size, grown to about chunk_target_seconds of its recent compute."""
+    with read_session(cfg.database_url) as session:
+        per_item = item_seconds(session=session, model=model)
+    return chunk_size_for(
+        per_item,
+        default=default,
+        target_seconds=cfg.chunk_target_seconds,
+        max_items=cfg.max_chunk_items,
+    )
+
+
+def retention_seconds(cfg: Settings, expires_after: int | None) -> float:
+    """Seconds a job and its results are kept: the request's, else the server's."""
+    return expires_after or cfg.job_retention_days * 86400
+
+
+def _write(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
+    """Cut the items into chunks, write the job with them, and announce it."""
+    rows = job_chunk_rows(spec)
+    with write_session(sub.cfg.database_url) as session:
+        job = create_job(session=session, tenant_id=tenant_id, spec=spec, chunks=rows)
+    announce(sub, job.model)
+    return job
+
+
+def submit_inline(
+    sub: Submitter,
+    *,
+    tenant_id: str,
+    options: JobOptions,
+    inputs: Sequence[InlineItem],
+) -> Job:
+    """A queued job of inline inputs, every one checked first (nothing is written for a
+    request with an invalid item)."""
+    cfg = sub.cfg
+    spec = check_model(sub.registry, options.model)
+    check_metadata(options.metadata, cfg.max_metadata_pairs)
+    params = check_params(spec, options.params)
+    items = check_inline_items(spec, inputs, len(inputs), cfg)
+    lengths, are_tokens = sort_lengths(spec, [v for _, v in items])
+    count_submission(sub, tenant_id)
+    return _write(
+        sub,
+        tenant_id,
+        JobSpec(
+            model=spec.name,
+            task=spec.task,
+            items=items,
+            params=params,
+            priority=options.priority,
+            metadata=dict(options.metadata),
+            chunk_size=chunk_size(cfg, spec.name, spec.chunk_size),
+            expires_after_seconds=retention_seconds(cfg, options.expires_after),
+            lengths=lengths,
+            lengths_are_tokens=are_tokens,
+            bucket_window=cfg.bucket_window_items,
+        ),
+    )
+
+
+def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_file_id: str) -> Job:
+    """A job in `validating` for a file of the tenant's; a worker's ingest checks its
+    lines and cuts its chunks."""
+    cfg = sub.cfg
+    spec = check_model(sub.registry, options.model)
+    check_metadata(options.metadata, cfg.max_metadata_pairs)
+    params = check_params(spec, options.params)
+    with read_session(cfg.database_url) as session:
+        file = get_file(session=session, tenant_id=tenant_id, file_id=input_file_id)
+    if file is None:
+        raise NotFound(f"no file {input_file_id!r}", param="input_file_id")
+    count_submission(sub, tenant_id)
+    with write_session(cfg.database_url) as session:
+        job = create_file_job(
+            session=session,
+            tenant_id=tenant_id,
+            model=spec.name,
+            task=spec.task,
+            params=params,
+            priority=options.priority,
+            metadata=dict(options.metadata),
+            input_file_id=file.id,
+            lines=file.lines,
+            on_invalid=options.on_invalid,
+            expires_after_seconds=retention_seconds(cfg, options.expires_after),
+        )
+    announce(sub, job.model)
+    return job
+
+
+def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
+    """A new job of a finished job's failed items (same model, params, priority and
+    metadata; custom_ids kept), linked to it by `retry_of`, bucketed by the same length
+    rule as a submission. Items that failed validation are left out: they cannot run."""
+    cfg = sub.cfg
+    if job.endpoint is not None:
+        raise Conflict(
+            "a batch's failed requests are in its error file; submit them as a new batch",
+            code="batch_retry_unsupported",
+            param="job_id",
+        )
+    if job.status not in states.JOB_TERMINAL:
+        raise Conflict(
+            f"job is {job.status}; retry it when it has finished",
+            code="job_not_finished",
+            param="job_id",
+        )
+    items = failed_items(session_factory=partial(read_session, cfg.database_url), job_id=job.id)
+    if not items:
+        raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
+    count_submission(sub, tenant_id)
+    spec = sub.registry.get(job.model)
+    lengths, are_tokens = sort_lengths(spec, [v for _, v in items])
+    return _write(
+        sub,
+        tenant_id,
+        JobSpec(
+            model=job.model,
+            task=job.task,
+            items=items,
+            params=job.params,
+            priority=job.priority,
+            metadata=job.meta,
+            chunk_size=chunk_size(cfg, job.model, spec.chunk_size if spec else 512),
+            expires_after_seconds=cfg.job_retention_days * 86400,
+            lengths=lengths,
+            lengths_are_tokens=are_tokens,
+            bucket_window=cfg.bucket_window_items,
+            retry_of=job.id,
+        ),
+    )
