@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     file_part_bytes: int = Field(default=4 << 20, ge=1024)
     ingest_lease_seconds: float = Field(default=60.0, gt=0)
     max_validation_errors: int = Field(default=100, ge=1)
+    # A worker runs each model once on a few texts before it takes work, so the first job
+    # does not pay for compiling kernels (models/warm_up.py).
+    warm_up_models: bool = True
     # Retention of jobs (with their results) and files, unless a request says otherwise.
     file_retention_days: float = Field(default=30.0, gt=0)
 

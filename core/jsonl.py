@@ -45,11 +45,20 @@ class LineSplitter:
                 data = data[len(BOM) :]
         lines = data.split(b"\n")
         self.tail = lines.pop()
-        for line in lines:
-            self.line_no += 1
-            if len(line) > self.max_line_bytes:
-                raise _too_long(self.line_no, self.max_line_bytes)
-            yield self.line_no, line
+        limit = self.max_line_bytes
+        # Only a block longer than the limit can hold a line that is; the lines before a
+        # long one are still yielded first.
+        long_at = (
+            next((i for i, line in enumerate(lines) if len(line) > limit), None)
+            if len(data) > limit
+            else None
+        )
+        good = lines if long_at is None else lines[:long_at]
+        first = self.line_no + 1
+        self.line_no += len(good)
+        yield from enumerate(good, first)
+        if long_at is not None:
+            raise _too_long(self.line_no + 1, limit)
         if len(self.tail) > self.max_line_bytes:
             raise _too_long(self.line_no + 1, self.max_line_bytes)
 

@@ -13,6 +13,7 @@ from models.classify import ClassifyRunner
 from models.embed import EmbedRunner
 from models.generate import GenerateRunner
 from models.results import ItemResult
+from models.warm_up import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ RUNNER_CLASSES: dict[str, Callable[[ModelSpec], Runner]] = {
 }
 
 
-def load_runners(specs: Iterable[ModelSpec]) -> dict[str, Runner]:
-    """Instantiate (load) one runner per spec; called once when a worker starts."""
+def load_runners(specs: Iterable[ModelSpec], warm: bool = False) -> dict[str, Runner]:
+    """Instantiate (load) one runner per spec, warmed by a first pass if asked; called
+    once when a worker starts."""
     runners: dict[str, Runner] = {}
     for spec in specs:
         log.info("loading model %s (%s) from %s", spec.name, spec.task, spec.source)
@@ -55,5 +57,7 @@ def load_runners(specs: Iterable[ModelSpec]) -> dict[str, Runner]:
             str(runner.dtype).removeprefix("torch."),
             " (int8 quantized)" if spec.quantize == "int8" else "",
         )
+        if warm:
+            log.info("model %s warmed up in %.2fs", spec.name, warm_up(runner))
         runners[spec.name] = runner
     return runners

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,7 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
         file = session.get(File, job.input_file_id) if job.input_file_id else None
         clear_chunks(session=session, job_id=job_id)  # an earlier attempt's, if any
         model, skip, endpoint = job.model, job.on_invalid == "skip", job.endpoint
+        picked_up = time.time() - job.created_at
         file_id, storage_name = (file.id, file.storage) if file else (None, "db")
         usable = file is not None and file.status == PROCESSED
     runner = ctx.runners.get(model)
@@ -78,19 +80,30 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     check, lengths = line_rules(
         spec, endpoint, limits, max_dimensions=getattr(runner, "dimension", None)
     )
-    chunk_size = chunk_size_for(
-        _item_seconds(ctx, runner, storage.read(file_id or ""), check, endpoint),
-        default=spec.chunk_size,
-        target_seconds=cfg.chunk_target_seconds,
-        max_items=cfg.max_chunk_items,
+    # The model is timed on the file's first lines while the first window is checked:
+    # the chunk size is first needed when that window is cut.
+    sizing = ThreadPoolExecutor(1, thread_name_prefix="ingest-sizing")
+    chunk_size = sizing.submit(
+        _chunk_size, ctx, runner, storage.read(file_id or ""), check, endpoint
     )
+    sizing.shutdown(wait=False)
+    waited = 0.0
+
+    def chunk_size_when_timed() -> int:
+        nonlocal waited
+        asked = time.monotonic()
+        size = chunk_size.result()
+        waited += time.monotonic() - asked
+        return size
+
     builder = ChunkBuilder(
         IngestSettings(
             model=model,
             task=spec.task,
             limits=limits,
-            chunk_size=chunk_size,
-            window=max(cfg.bucket_window_items, chunk_size),  # a chunk never spans windows
+            chunk_size=chunk_size_when_timed,
+            # a chunk never spans windows, whatever size it is given
+            window=max(cfg.bucket_window_items, cfg.max_chunk_items),
             skip_invalid=skip,
             max_errors=cfg.max_validation_errors,
             max_items=cfg.max_items_per_file_job,
@@ -102,13 +115,14 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     try:
         pending: list[dict[str, Any]] = []
         try:
-            for number, line in split_lines(storage.read(file_id or ""), cfg.max_line_bytes):
-                pending += builder.add(number, line)
-                if len(pending) >= ROWS_PER_INSERT:
+            lines = split_lines(storage.read(file_id or ""), cfg.max_line_bytes)
+            for rows in builder.feed(lines, hold_every=HOLD_EVERY_LINES):
+                pending += rows
+                # Rows go in batches; an empty yield (a long run of invalid lines) only
+                # extends the lease, with whatever is pending.
+                if len(pending) >= ROWS_PER_INSERT or not rows:
                     _write(ctx, job_id, token, pending)
                     pending = []
-                elif number % HOLD_EVERY_LINES == 0:
-                    _write(ctx, job_id, token, [])  # a long run of invalid lines
             pending += builder.finish()
         except LineError as exc:
             with write_session(db) as session:
@@ -148,7 +162,8 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
         return "lost"
     seconds = time.monotonic() - started
     log.info(
-        "ingest of %s: %d items, %d invalid, %d chunks, %s in %.1fs (%.0f lines/s)",
+        "ingest of %s: %d items, %d invalid, %d chunks, %s in %.1fs (%.0f lines/s; started "
+        "%.2fs after the submission, waited %.2fs for the chunk size)",
         job_id,
         builder.total,
         builder.invalid,
@@ -156,6 +171,8 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
         "accepted" if accepted else "rejected",
         seconds,
         builder.total / max(seconds, 1e-9),
+        picked_up,
+        waited,
     )
     if not done:
         return "lost"
@@ -172,6 +189,22 @@ def _start(ctx: WorkerContext, model: str) -> None:
         dispatch_model(app=ctx.app, r=ctx.redis, cfg=ctx.cfg, model=model)
     except Exception as exc:  # the housekeeper's next round dispatches them anyway
         log.info("could not dispatch %s's chunks right away: %s", model, exc)
+
+
+def _chunk_size(
+    ctx: WorkerContext,
+    runner: Any,
+    blocks: Iterator[bytes],
+    check: Callable[[dict[str, Any]], tuple[str | None, Any]],
+    endpoint: str | None,
+) -> int:
+    """Items per chunk for this job: about chunk_target_seconds of the model's compute."""
+    return chunk_size_for(
+        _item_seconds(ctx, runner, blocks, check, endpoint),
+        default=runner.spec.chunk_size,
+        target_seconds=ctx.cfg.chunk_target_seconds,
+        max_items=ctx.cfg.max_chunk_items,
+    )
 
 
 def _item_seconds(

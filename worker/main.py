@@ -46,7 +46,7 @@ def start_worker(
     unknown = [n for n in names if n not in registry]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; registered: {sorted(registry)}")
-    runners = load_runners(registry[n] for n in names)
+    runners = load_runners((registry[n] for n in names), warm=settings.warm_up_models)
     # torch, transformers and the weights leave about a million long-lived objects; frozen,
     # the collector stops rescanning them on every full collection during inference
     gc.collect()

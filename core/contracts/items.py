@@ -56,6 +56,15 @@ def check_custom_id(custom_id: Any, limits: ItemLimits, check_unicode: bool = Tr
 
 def check_item(task: str, value: Any, limits: ItemLimits, check_unicode: bool = True) -> Any:
     """The input in the runner's shape, if it suits the task and the limits."""
+    if type(value) is str and task != "generate":  # the common case, a million times a file
+        if len(value) > limits.max_input_chars:
+            raise ItemInvalid(
+                "input_too_large",
+                f"input has {len(value)} characters; at most {limits.max_input_chars}",
+            )
+        if check_unicode and not _valid_unicode(value):
+            raise ItemInvalid("invalid_input", "input is not valid Unicode")
+        return value
     try:
         shaped = check_input(task, value)
     except InputShapeError as exc:
@@ -74,11 +83,12 @@ def check_item(task: str, value: Any, limits: ItemLimits, check_unicode: bool = 
 def check_line(task: str, line: dict[str, Any], limits: ItemLimits) -> tuple[str | None, Any]:
     """(custom_id, input) of one native JSONL line: {"custom_id"?, "input"}, as parsed by
     orjson (which refuses lone surrogates, so the strings are valid Unicode already)."""
-    unknown = line.keys() - LINE_FIELDS
-    if unknown:
-        name = sorted(unknown)[0]
+    if not LINE_FIELDS.issuperset(line):
+        name = sorted(line.keys() - LINE_FIELDS)[0]
         raise ItemInvalid("unknown_field", f"unknown field {name!r}", name)
     if "input" not in line:
         raise ItemInvalid("missing_input", 'line has no "input"')
-    custom_id = check_custom_id(line.get("custom_id"), limits, check_unicode=False)
+    custom_id = line.get("custom_id")
+    if custom_id is not None:
+        custom_id = check_custom_id(custom_id, limits, check_unicode=False)
     return custom_id, check_item(task, line["input"], limits, check_unicode=False)

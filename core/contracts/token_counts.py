@@ -26,7 +26,7 @@ def _encodable(item: Any) -> str | tuple[str, str]:
 
 def char_lengths(inputs: Sequence[Any]) -> list[int]:
     """The fallback sort key: characters of all the text in each input."""
-    return [sum(len(t) for t in input_texts(x)) for x in inputs]
+    return [len(x) if type(x) is str else sum(len(t) for t in input_texts(x)) for x in inputs]
 
 
 @lru_cache(maxsize=32)

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
+import orjson
 
 from core.codec import error_line
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
 from core.contracts.openai_requests import check_request_line, request_length
 from core.contracts.spec import ModelSpec
 from core.contracts.token_counts import char_lengths
-from core.jsonl import LineError, is_blank, parse_object
+from core.jsonl import LineError, parse_object
 from core.store.chunk_rows import bucketed_rows, failed_chunk_row
 
 DIGEST_BYTES = 16
@@ -50,7 +51,8 @@ class IngestSettings:
     model: str
     task: str
     limits: ItemLimits
-    chunk_size: int
+    # Items per chunk, asked for at the first cut (the ingest times the model meanwhile).
+    chunk_size: Callable[[], int]
     window: int
     skip_invalid: bool
     max_errors: int
@@ -59,12 +61,6 @@ class IngestSettings:
     check: LineCheck | None = None
     # Sort keys of checked values for length bucketing.
     lengths: Lengths = char_lengths
-
-    def check_line(self, obj: dict[str, Any]) -> tuple[str | None, Any]:
-        """The line's (custom_id, value), checked."""
-        if self.check is not None:
-            return self.check(obj)
-        return check_line(self.task, obj, self.limits)
 
 
 @dataclass
@@ -92,39 +88,64 @@ class ChunkBuilder:
         if len(self.errors) < self.cfg.max_errors:
             self.errors.append({"line": line, "code": code, "message": message})
 
-    def add(self, line_no: int, line: bytes) -> list[dict[str, Any]]:
-        """Take one line; returns chunk rows when it completes a window."""
-        if is_blank(line):
-            return []
-        index = self.total
-        self.total += 1
-        if self.total > self.cfg.max_items:
-            raise LineError(line_no, "too_many_items", f"more than {self.cfg.max_items} items")
-        try:
-            obj = parse_object(line_no, line)
-            custom_id, value = self.cfg.check_line(obj)
-        except (LineError, ItemInvalid) as exc:
-            self.invalid += 1
-            self._error(line_no, exc.code, exc.message)
-            if self.cfg.skip_invalid:
-                cid = obj.get("custom_id") if isinstance(exc, ItemInvalid) else None
-                cid = cid if isinstance(cid, str) and len(cid) <= 512 else None
-                self._failed.append(
-                    error_line(index, cid, exc.code, f"line {line_no}: {exc.message}")
-                )
-                self._failed_indices.append(index)
-            return self._maybe_cut()
-        if custom_id is not None:
-            self._digests += hashlib.blake2b(custom_id.encode(), digest_size=DIGEST_BYTES).digest()
-            self._digest_lines.append(line_no)
-        if self.writing:
-            self._window.append((index, custom_id, value))
-        return self._maybe_cut()
+    def _reject(self, index: int, line_no: int, obj: Any, exc: LineError | ItemInvalid) -> None:
+        """Count an invalid line; in skip mode it becomes a failed item with its error."""
+        self.invalid += 1
+        self._error(line_no, exc.code, exc.message)
+        if self.cfg.skip_invalid:
+            cid = obj.get("custom_id") if isinstance(exc, ItemInvalid) else None
+            cid = cid if isinstance(cid, str) and len(cid) <= 512 else None
+            self._failed.append(error_line(index, cid, exc.code, f"line {line_no}: {exc.message}"))
+            self._failed_indices.append(index)
 
-    def _maybe_cut(self) -> list[dict[str, Any]]:
-        if len(self._window) + len(self._failed) >= self.cfg.window:
-            return self._cut()
-        return []
+    def feed(
+        self, lines: Iterable[tuple[int, bytes]], hold_every: int = 20_000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Take numbered lines; yields each window's chunk rows as it completes, and an
+        empty list every `hold_every` lines between (for the caller's lease)."""
+        # One tight loop with its names bound locally: a million-line file spends most of
+        # its ingest here.
+        cfg = self.cfg
+        check = cfg.check or partial(check_line, cfg.task, limits=cfg.limits)
+        loads, blake2b, digests, digest_lines = (
+            orjson.loads,
+            hashlib.blake2b,
+            self._digests,
+            self._digest_lines,
+        )
+        window, writing, since_hold = self._window, self.writing, 0
+        for line_no, line in lines:
+            if not line.strip():
+                continue
+            index = self.total
+            self.total = index + 1
+            if index >= cfg.max_items:
+                raise LineError(line_no, "too_many_items", f"more than {cfg.max_items} items")
+            obj = None
+            try:
+                try:
+                    obj = loads(line)
+                except orjson.JSONDecodeError:
+                    obj = parse_object(line_no, line)  # raises the line's error
+                if type(obj) is not dict:
+                    obj = parse_object(line_no, line)
+                custom_id, value = check(obj)
+            except (LineError, ItemInvalid) as exc:
+                self._reject(index, line_no, obj, exc)
+                writing = self.writing
+            else:
+                if custom_id is not None:
+                    digests += blake2b(custom_id.encode(), digest_size=DIGEST_BYTES).digest()
+                    digest_lines.append(line_no)
+                if writing:
+                    window.append((index, custom_id, value))
+            since_hold += 1
+            if len(window) + len(self._failed) >= cfg.window:
+                yield self._cut()
+                window, since_hold = self._window, 0
+            elif since_hold >= hold_every:
+                yield []
+                since_hold = 0
 
     def _cut(self) -> list[dict[str, Any]]:
         """Chunk rows for the current window: its valid items bucketed by length, and its
@@ -138,7 +159,7 @@ class ChunkBuilder:
             model=self.cfg.model,
             records=records,
             lengths=self.cfg.lengths([v for _, _, v in records]),  # the API's sort key too
-            chunk_size=self.cfg.chunk_size,
+            chunk_size=self.cfg.chunk_size(),
             window=max(1, len(records)),
             first_seq=self.chunks,
             first_bucket=bucket,
