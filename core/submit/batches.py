@@ -7,14 +7,13 @@ import re
 
 from core.contracts.openai_requests import ENDPOINT_TASKS
 from core.contracts.spec import ModelSpec
-from core.db import read_session, write_session
+from core.db import read_session
 from core.errors import InvalidInput, ModelUnavailable, NotFound
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.storage import storage_named
 from core.store.files import get_file
-from core.store.ingest import create_file_job
 from core.submit.checks import check_metadata
-from core.submit.jobs import Submitter, announce, count_submission
+from core.submit.jobs import Submitter, count_submission, write_file_job
 from core.tables import File, Job
 
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -121,23 +120,20 @@ def submit_batch(
         )
     spec = _batch_model(sub, first_model(sub, file), endpoint, task)
     count_submission(sub, tenant_id)
-    with write_session(cfg.database_url) as session:
-        job = create_file_job(
-            session=session,
-            tenant_id=tenant_id,
-            model=spec.name,
-            task=task,
-            params={},
-            priority=0,
-            metadata=dict(metadata),
-            input_file_id=file.id,
-            lines=file.lines,
-            on_invalid=on_invalid,
-            # Results outlive the window by the usual retention.
-            expires_after_seconds=window + cfg.job_retention_days * 86400,
-            endpoint=endpoint,
-            completion_window=completion_window,
-            window_seconds=window,
-        )
-    announce(sub, spec.name)
-    return job
+    return write_file_job(
+        sub,
+        tenant_id=tenant_id,
+        model=spec.name,
+        task=task,
+        params={},
+        priority=0,
+        metadata=dict(metadata),
+        input_file_id=file.id,
+        lines=file.lines,
+        on_invalid=on_invalid,
+        # Results outlive the window by the usual retention.
+        expires_after_seconds=window + cfg.job_retention_days * 86400,
+        endpoint=endpoint,
+        completion_window=completion_window,
+        window_seconds=window,
+    )

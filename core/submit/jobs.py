@@ -109,6 +109,15 @@ def _write(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
     return job
 
 
+def write_file_job(sub: Submitter, *, tenant_id: str, **job: Any) -> Job:
+    """Write a job in `validating` (core.store.ingest.create_file_job's fields) and announce
+    it: a dispatcher hands it to an ingest."""
+    with write_session(sub.cfg.database_url) as session:
+        created = create_file_job(session=session, tenant_id=tenant_id, **job)
+    announce(sub, created.model)
+    return created
+
+
 def submit_inline(
     sub: Submitter,
     *,
@@ -156,22 +165,19 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
     if file is None:
         raise NotFound(f"no file {input_file_id!r}", param="input_file_id")
     count_submission(sub, tenant_id)
-    with write_session(cfg.database_url) as session:
-        job = create_file_job(
-            session=session,
-            tenant_id=tenant_id,
-            model=spec.name,
-            task=spec.task,
-            params=params,
-            priority=options.priority,
-            metadata=dict(options.metadata),
-            input_file_id=file.id,
-            lines=file.lines,
-            on_invalid=options.on_invalid,
-            expires_after_seconds=retention_seconds(cfg, options.expires_after),
-        )
-    announce(sub, job.model)
-    return job
+    return write_file_job(
+        sub,
+        tenant_id=tenant_id,
+        model=spec.name,
+        task=spec.task,
+        params=params,
+        priority=options.priority,
+        metadata=dict(options.metadata),
+        input_file_id=file.id,
+        lines=file.lines,
+        on_invalid=options.on_invalid,
+        expires_after_seconds=retention_seconds(cfg, options.expires_after),
+    )
 
 
 def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
