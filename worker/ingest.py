@@ -16,9 +16,10 @@ from core.contracts.openai_requests import check_request_line, request_length
 from core.contracts.params import parse_params
 from core.contracts.token_counts import char_lengths
 from core.db import read_session, write_session
+from core.errors import LeaseLost
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.storage import storage_named
-from core.store.chunks import item_seconds
+from core.store.chunk_stats import item_seconds
 from core.store.files import PROCESSED
 from core.store.ingest import (
     accept_ingest,
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 ROWS_PER_INSERT = 64
 HOLD_EVERY_LINES = 20_000
 CALIBRATION_ITEMS = 256
-
-
-class LeaseLost(Exception):
-    """Another ingest holds the job now, or it was cancelled: stop without writing."""
 
 
 def _one_error(code: str, message: str, line: int | None = None) -> dict[str, Any]:

@@ -15,10 +15,11 @@ import numpy as np
 
 from core import states
 from core.chunking import bucket_chunks
-from core.codec import error_line, pack_indices, pack_inputs, pack_lines
+from core.codec import pack_indices, pack_inputs, pack_lines
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
 from core.contracts.token_counts import char_lengths
 from core.jsonl import LineError, is_blank, parse_object
+from core.result_lines import error_line
 
 DIGEST_BYTES = 16
 

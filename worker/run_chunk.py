@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from core.codec import error_line, pack_lines, result_line
+from core.codec import pack_lines
 from core.constants import nudge_key
 from core.contracts.params import parse_params
 from core.db import read_session, write_session
-from core.store.chunks import (
+from core.result_lines import error_line, result_line
+from core.store.chunk_leases import (
     ChunkWork,
     abandon_chunk,
     complete_chunk,

@@ -27,19 +27,18 @@ from core.constants import nudge_key
 from core.contracts.token_counts import char_lengths, counter_for
 from core.db import read_session, write_session
 from core.errors import Conflict, NotFound
-from core.store.chunks import item_seconds
+from core.store.chunk_stats import item_seconds
 from core.store.files import get_file
 from core.store.ingest import create_file_job
 from core.store.jobs import (
     JobSpec,
     cancel_job,
     create_job,
-    failed_items,
     get_job,
     list_jobs,
     prepare_chunks,
-    stream_results,
 )
+from core.store.results import failed_items, stream_results
 from core.tables import Job
 
 log = logging.getLogger(__name__)
