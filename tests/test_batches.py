@@ -20,13 +20,13 @@ from sqlalchemy import select, update
 from core import states
 from core.contracts.params import EmbedParams
 from core.db import write_session
-from core.store.batches import claim_finalizes, expire_overdue
 from core.store.dispatch import dispatch_chunks
 from core.store.job_tasks import claim_job_tasks
+from core.store.openai_batches import claim_finalizes, expire_overdue
 from core.tables import Chunk, Job
 from tests.conftest import worker_ctx
-from worker.finalize import run_finalize
 from worker.ingest import run_ingest
+from worker.openai_finalize import run_finalize
 from worker.run_chunk import execute_chunk
 
 EMBED = "/v1/embeddings"
@@ -398,7 +398,7 @@ def test_chat_and_completions_batches(cfg, api, alice, causal_runner):
 
 
 def test_a_finalize_that_lost_its_lease_keeps_nothing(cfg, api, alice, tiny_runner, monkeypatch):
-    import worker.finalize as finalize_mod
+    import worker.openai_finalize as finalize_mod
 
     ctx = worker_ctx(cfg, tiny_runner)
     lines = [request(f"r{i}", EMBED, {"model": "tiny-embed", "input": f"t {i}"}) for i in range(20)]

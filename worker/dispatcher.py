@@ -15,7 +15,6 @@ from core.celery_app import send_chunk, send_finalize, send_ingest
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import read_session, write_session
-from core.store.batches import claim_finalizes, has_finalizing
 from core.store.chunk_stats import recent_chunk_seconds
 from core.store.dispatch import (
     dispatch_chunks,
@@ -25,6 +24,7 @@ from core.store.dispatch import (
 )
 from core.store.ingest import has_validating
 from core.store.job_tasks import claim_job_tasks
+from core.store.openai_batches import claim_finalizes, has_finalizing
 
 log = logging.getLogger(__name__)
 

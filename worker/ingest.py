@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from core.blobs import storage_named
 from core.chunking import chunk_size_for
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
 from core.contracts.openai_requests import check_request_line, request_length
@@ -18,7 +19,6 @@ from core.contracts.token_counts import char_lengths
 from core.db import read_session, write_session
 from core.errors import LeaseLost
 from core.jsonl import LineError, is_blank, parse_object, split_lines
-from core.storage import storage_named
 from core.store.chunk_stats import item_seconds
 from core.store.files import PROCESSED
 from core.store.ingest import (
@@ -31,7 +31,7 @@ from core.store.ingest import (
 from core.tables import File
 from worker.context import WorkerContext
 from worker.ingest_builder import ChunkBuilder, IngestSettings
-from worker.requests_run import run_requests
+from worker.openai_requests_run import run_requests
 
 log = logging.getLogger(__name__)
 ROWS_PER_INSERT = 64

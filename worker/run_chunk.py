@@ -27,7 +27,7 @@ from core.store.jobs import is_cancel_requested
 from models.results import Cancelled, ItemResult
 from worker.context import ActiveLease, WorkerContext
 from worker.dispatcher import dispatch_model
-from worker.requests_run import run_requests
+from worker.openai_requests_run import run_requests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

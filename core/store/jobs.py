@@ -173,7 +173,7 @@ def settle_job_status(*, session: Session, job_id: str, now: float) -> str | Non
         ends_as = states.finalizing_instead(
             target, has_files=endpoint is not None, finish_as=finish_as
         )
-        if ends_as is not None:  # a batch writes its files first (worker/finalize.py)
+        if ends_as is not None:  # a batch writes its files first (worker/openai_finalize.py)
             target = states.FINALIZING
             values.update(
                 status=target,

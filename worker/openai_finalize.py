@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core.batch_output import render_result, render_unrun
+from core.blobs import FileStorage, PartWriter, storage_for
 from core.codec import unpack_indices, unpack_inputs, unpack_lines
 from core.db import read_session, write_session
 from core.errors import LeaseLost
+from core.openai_batch_output import render_result, render_unrun
 from core.result_lines import parse_result_line
-from core.storage import FileStorage, PartWriter, storage_for
-from core.store.batches import finish_finalize, hold_finalize, load_finalize
 from core.store.files import finish_file, forget_file, start_file
+from core.store.openai_batches import finish_finalize, hold_finalize, load_finalize
 from core.tables import Chunk
 from worker.context import WorkerContext
 

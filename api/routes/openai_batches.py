@@ -9,19 +9,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.batch_schemas import BatchCreate, BatchList, BatchOut
-from api.batch_views import batch_out
 from api.deps import STRICT_QUERY, TenantDep
 from api.json_route import OrjsonRoute
+from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
+from api.openai_batch_views import batch_out
 from api.routes.jobs import count_submission, nudge_dispatch
 from api.schemas import ERROR_RESPONSES
 from api.validation import check_metadata
 from core import states
+from core.blobs import storage_named
 from core.contracts.openai_requests import ENDPOINT_TASKS
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from core.jsonl import LineError, is_blank, parse_object, split_lines
-from core.storage import storage_named
 from core.store.files import get_file
 from core.store.ingest import create_file_job
 from core.store.jobs import cancel_job, get_job, list_jobs
