@@ -11,14 +11,14 @@ from fastapi import FastAPI
 from api.deps import KEY_CACHE_SECONDS
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import batches, files, jobs, system
+from api.routes import files, jobs, openai_batches, system
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
+from core.blobs import storage_for
 from core.config import Settings, settings
 from core.contracts.spec import load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
-from core.storage import storage_for
 from core.tables import Job, Tenant
 
 log = logging.getLogger(__name__)
@@ -60,5 +60,5 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
-    app.include_router(batches.router)
+    app.include_router(openai_batches.router)
     return app

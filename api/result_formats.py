@@ -15,8 +15,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.codec import is_failure
 from core.jsonl import LineSplitter
+from core.result_lines import is_failure, parse_result_line, result_error
 
 ResultFormat = Literal["jsonl", "csv", "parquet"]
 
@@ -84,9 +84,9 @@ class _Row:
 
 def _parse(line: bytes, task: str) -> _Row:
     """A result line as a row; a failure has null outputs, usage and truncation."""
-    item = orjson.loads(line)
-    error = item.get("error")
-    if isinstance(error, dict):
+    item = parse_result_line(line)
+    error = result_error(item)
+    if error is not None:
         values = _task_values(task, None)
         tail: tuple[Any, ...] = (None, None, None, error.get("code"), error.get("message"))
     else:

@@ -13,9 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from core.blobs import PartWriter
 from core.errors import InvalidInput, TooLarge
 from core.jsonl import LineError, LineSplitter, is_blank, parse_object
-from core.storage import PartWriter
 
 HAND_OFF_BYTES = 1 << 20
 MAX_FIELD_BYTES = 64 * 1024

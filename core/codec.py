@@ -1,4 +1,5 @@
-"""Compression of chunk payloads: inputs as records, outputs as ready JSONL lines."""
+"""Compression of chunk payloads: inputs as records, outputs as ready JSONL lines (whose
+contents core.result_lines defines)."""
 
 from __future__ import annotations
 
@@ -65,42 +66,6 @@ def unpack_lines(blob: bytes) -> Iterator[bytes]:
         end = data.index(b"\n", start) + 1
         yield data[start:end]
         start = end
-
-
-def result_line(
-    index: int,
-    custom_id: str | None,
-    output: Any,
-    usage: dict[str, int] | None = None,
-    truncated: bool = False,
-) -> bytes:
-    """One successful result line (with its token usage; `truncated` only when it was)."""
-    line: dict[str, Any] = {"custom_id": custom_id, "index": index, "output": output}
-    if usage is not None:
-        line["usage"] = usage
-    if truncated:
-        line["truncated"] = True
-    return orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def error_line(index: int, custom_id: str | None, code: str, message: str) -> bytes:
-    """One failed result line."""
-    return orjson.dumps(
-        {"custom_id": custom_id, "index": index, "error": {"code": code, "message": message}}
-    )
-
-
-# orjson writes no spaces and escapes every quote inside a string, so these bytes can only
-# be an "error" key whose value is an object starting with "code" (a failed item).
-ERROR_MARK = b'"error":{"code"'
-
-
-def is_failure(line: bytes) -> bool:
-    """Whether a result line records a failed item (parsed only when the mark is there)."""
-    if ERROR_MARK not in line:
-        return False
-    item = orjson.loads(line)
-    return isinstance(item, dict) and isinstance(item.get("error"), dict)
 
 
 def pack_indices(indices: Iterable[int]) -> bytes:

@@ -102,3 +102,9 @@ class SchemaOutdated(SluiceError):
     code = "schema_outdated"
     status = 503
     kind = "server_error"
+
+
+class LeaseLost(SluiceError):
+    """Another task holds the lease now (or the job was cancelled): stop, keep nothing."""
+
+    code = "lease_lost"

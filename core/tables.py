@@ -84,15 +84,16 @@ class Job(Base):
     on_invalid: Mapped[str] = mapped_column(String(8), server_default="fail", default="fail")
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     retry_of: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # The ingest task's lease while the job is validating (as a chunk's, but for the job).
-    ingest_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    ingest_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    ingest_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
+    # The job-task lease (as a chunk's, but for the job): held by the ingest while the job is
+    # validating and by a batch's finalize while it is finalizing (core.store.job_tasks).
+    task_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    task_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    task_attempts: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
     # Token usage of its finished items.
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
     # OpenAI batches: the endpoint of every request, the completion window and its deadline;
-    # finalization (writing output and error files under the ingest lease columns) ends in
+    # finalization (writing output and error files under the job-task lease) ends in
     # finish_as (completed, cancelled or expired).
     endpoint: Mapped[str | None] = mapped_column(String(40), nullable=True)
     completion_window: Mapped[str | None] = mapped_column(String(16), nullable=True)

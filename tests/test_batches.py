@@ -17,15 +17,16 @@ from openai.types.batch import Batch
 from openai.types.chat import ChatCompletion
 from sqlalchemy import select, update
 
+from core import states
 from core.contracts.params import EmbedParams
 from core.db import write_session
-from core.store.batches import claim_finalizes, expire_overdue
-from core.store.chunks import dispatch_chunks
-from core.store.ingest import claim_ingests
+from core.store.dispatch import dispatch_chunks
+from core.store.job_tasks import claim_job_tasks
+from core.store.openai_batches import claim_finalizes, expire_overdue
 from core.tables import Chunk, Job
 from tests.conftest import worker_ctx
-from worker.finalize import run_finalize
 from worker.ingest import run_ingest
+from worker.openai_finalize import run_finalize
 from worker.run_chunk import execute_chunk
 
 EMBED = "/v1/embeddings"
@@ -61,7 +62,14 @@ def create(api, headers, file_id: str, endpoint: str = EMBED, **extra) -> Any:
 
 def ingest(cfg, ctx, model: str) -> list[str]:
     with write_session(cfg.database_url) as s:
-        claimed = claim_ingests(session=s, model=model, now=time.time(), lease=60, max_attempts=3)
+        claimed = claim_job_tasks(
+            session=s,
+            model=model,
+            now=time.time(),
+            lease=60,
+            max_attempts=3,
+            status=states.VALIDATING,
+        )
     return [run_ingest(ctx, job_id, token) for job_id, token in claimed]
 
 
@@ -390,7 +398,7 @@ def test_chat_and_completions_batches(cfg, api, alice, causal_runner):
 
 
 def test_a_finalize_that_lost_its_lease_keeps_nothing(cfg, api, alice, tiny_runner, monkeypatch):
-    import worker.finalize as finalize_mod
+    import worker.openai_finalize as finalize_mod
 
     ctx = worker_ctx(cfg, tiny_runner)
     lines = [request(f"r{i}", EMBED, {"model": "tiny-embed", "input": f"t {i}"}) for i in range(20)]

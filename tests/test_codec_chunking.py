@@ -5,7 +5,8 @@ import orjson
 import pytest
 
 from core.chunking import cut_chunks
-from core.codec import error_line, pack_inputs, pack_lines, result_line, unpack_inputs, unpack_lines
+from core.codec import pack_inputs, pack_lines, unpack_inputs, unpack_lines
+from core.result_lines import error_line, result_line
 
 
 @pytest.mark.parametrize("n,size", [(1, 512), (512, 512), (513, 512), (1000, 300), (7, 2)])

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from core import states
 from core.codec import unpack_indices, unpack_inputs
 from core.db import read_session, write_session
-from core.store.ingest import claim_ingests
+from core.store.job_tasks import claim_job_tasks
 from core.tables import Chunk, Job
 from tests.conftest import make_key, worker_ctx
 from worker.ingest import run_ingest
@@ -35,8 +35,13 @@ def _file_job(api, headers, data: bytes, **job) -> dict:
 
 def _claim(cfg) -> list[tuple[str, str]]:
     with write_session(cfg.database_url) as s:
-        return claim_ingests(
-            session=s, model="tiny-embed", now=time.time(), lease=60, max_attempts=3
+        return claim_job_tasks(
+            session=s,
+            model="tiny-embed",
+            now=time.time(),
+            lease=60,
+            max_attempts=3,
+            status=states.VALIDATING,
         )
 
 
@@ -153,13 +158,13 @@ def test_a_stale_ingest_writes_nothing_and_a_lapsed_one_is_retried(cfg, api, ali
     job = _file_job(api, alice, _lines(50))
     ((job_id, old),) = _claim(cfg)
     with write_session(cfg.database_url) as s:  # the first ingest's worker died
-        s.get(Job, job_id).ingest_expires_at = time.time() - 1
+        s.get(Job, job_id).task_expires_at = time.time() - 1
     ((_, new),) = _claim(cfg)
     assert new != old
     ctx = worker_ctx(cfg, tiny_runner)
     assert run_ingest(ctx, job_id, old) == "not_held"
     assert run_ingest(ctx, job_id, new) == "queued"
-    assert _job(cfg, job_id).ingest_attempts == 2
+    assert _job(cfg, job_id).task_attempts == 2
     assert job["status"] == "validating"
 
 
@@ -168,7 +173,7 @@ def test_an_ingest_that_keeps_dying_fails_the_job(cfg, api, alice):
     for _ in range(3):
         assert len(_claim(cfg)) == 1
         with write_session(cfg.database_url) as s:
-            s.get(Job, job["id"]).ingest_expires_at = time.time() - 1
+            s.get(Job, job["id"]).task_expires_at = time.time() - 1
     assert _claim(cfg) == []
     row = _job(cfg, job["id"])
     assert row.status == states.FAILED and row.errors["data"][0]["code"] == "ingest_failed"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core import states
 from core.codec import unpack_lines
 from core.db import read_session, write_session
-from core.store.chunks import SPLIT, sweep_expired
+from core.store.sweep import SPLIT, sweep_expired
 from core.tables import Chunk, Job
 from tests.test_store import _complete, _dispatch, _job, _start
 

@@ -50,9 +50,9 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
     import orjson
     from sqlalchemy import text
 
-    from core.codec import result_line
     from core.db import read_session
-    from core.store.jobs import stream_results
+    from core.result_lines import result_line
+    from core.store.results import stream_results
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0001")
@@ -86,3 +86,35 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
     ).splitlines()
     assert [b'"index":%d' % i in line for i, line in enumerate(lines)] == [True] * 4
     get_engine(url).dispose()
+
+
+def test_0005_carries_the_job_task_lease_across_the_rename(db_url):
+    from sqlalchemy import text
+
+    config, engine = alembic_config(db_url), get_engine(db_url)
+    command.downgrade(config, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO tenants VALUES ('t', 't', 0, NULL)"))
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, tenant_id, model, task, params, metadata, priority, "
+                "status, total, completed, failed, chunk_count, created_at, updated_at, "
+                "expires_at, ingest_token, ingest_expires_at, ingest_attempts) VALUES ('j', "
+                "'t', 'm', 'embed', '{}', '{}', 0, 'finalizing', 4, 4, 0, 2, 0, 0, 9e9, "
+                "'tok', 123.5, 2)"
+            )
+        )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT task_token, task_expires_at, task_attempts FROM jobs WHERE id = 'j'")
+        ).one()
+    assert tuple(row) == ("tok", 123.5, 2)
+    command.downgrade(config, "0004")
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT ingest_token, ingest_expires_at, ingest_attempts FROM jobs WHERE id = 'j'")
+        ).one()
+    assert tuple(row) == ("tok", 123.5, 2)
+    command.upgrade(config, "head")
+    assert current_revision(engine) == head_revision()

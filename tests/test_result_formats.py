@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 import cli.client
 from api.result_formats import encode_results
 from cli.main import app as cli_app
-from core.codec import error_line, is_failure, pack_lines, result_line
+from core.codec import pack_lines
 from core.db import write_session
-from core.store.chunks import complete_chunk, dispatch_chunks, start_chunk
+from core.result_lines import error_line, is_failure, result_line
+from core.store.chunk_leases import complete_chunk, start_chunk
+from core.store.dispatch import dispatch_chunks
 
 TAIL = ["prompt_tokens", "completion_tokens", "truncated", "error_code", "error_message"]
 

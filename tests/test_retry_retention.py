@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import func, select
 
 from core.db import read_session, write_session
-from core.store.chunks import dispatch_chunks
+from core.store.dispatch import dispatch_chunks
 from core.tables import Chunk, File, FilePart, Job
 from tests.conftest import make_key, worker_ctx
 from worker.housekeeper import Housekeeper

@@ -5,17 +5,13 @@ import time
 from sqlalchemy import func, select
 
 from core import states
-from core.codec import pack_lines, result_line, unpack_lines
+from core.codec import pack_lines, unpack_lines
 from core.db import read_session, write_session
-from core.store.chunks import (
-    abandon_chunk,
-    complete_chunk,
-    dispatch_chunks,
-    extend_lease,
-    start_chunk,
-    sweep_expired,
-)
+from core.result_lines import result_line
+from core.store.chunk_leases import abandon_chunk, complete_chunk, extend_lease, start_chunk
+from core.store.dispatch import dispatch_chunks
 from core.store.jobs import JobSpec, cancel_job, chunk_status_counts, create_job, get_job
+from core.store.sweep import sweep_expired
 from core.store.tenants import get_or_create_tenant
 from core.submit.jobs import job_chunk_rows
 from core.tables import Chunk, Job
@@ -208,7 +204,7 @@ def test_bucketed_job_streams_results_in_input_order(db_url):
     import random
     from functools import partial
 
-    from core.store.jobs import stream_results
+    from core.store.results import stream_results
 
     rng = random.Random(2)
     texts = [rng.choice(["a", "bb" * 40, "ccc" * 200]) for _ in range(300)]
@@ -259,7 +255,7 @@ def test_concurrent_starts_of_one_message_claim_it_once(db_url):
 
 
 def test_sweep_acting_on_a_stale_read_changes_nothing(db_url):
-    from core.store import chunks as store_chunks
+    from core.store import sweep as store_sweep
 
     job_id = _job(db_url, n=2, chunk_size=2)
     now = time.time()
@@ -270,7 +266,7 @@ def test_sweep_acting_on_a_stale_read_changes_nothing(db_url):
         s.expunge(stale)
     assert _complete(db_url, work)  # ...then the worker finished it after all
     with write_session(db_url) as s:
-        assert not store_chunks._fail_chunk(s, stale, now + 5)
+        assert not store_sweep._fail_chunk(s, stale, now + 5)
         assert sweep_expired(session=s, now=now + 5, max_attempts=1) == {
             states.C_PENDING: 0,
             states.C_FAILED: 0,

@@ -7,8 +7,9 @@ from sqlalchemy import select
 
 from core import states
 from core.db import read_session, write_session
-from core.store.chunks import dispatch_chunks, sweep_expired
+from core.store.dispatch import dispatch_chunks
 from core.store.jobs import JobSpec, cancel_job, create_job
+from core.store.sweep import sweep_expired
 from core.store.tenants import get_or_create_tenant
 from core.submit.jobs import job_chunk_rows
 from core.tables import Chunk, Job

@@ -10,7 +10,7 @@ from celery import Celery
 from redis import Redis
 
 from core.config import Settings
-from core.store.chunks import ChunkWork
+from core.store.chunk_leases import ChunkWork
 from worker.recorder import Recorder
 
 

@@ -10,19 +10,21 @@ from celery import Celery
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from core import states
 from core.celery_app import send_chunk, send_finalize, send_ingest
 from core.config import Settings
 from core.constants import WORKER_TTL_SECONDS, workers_key
 from core.db import read_session, write_session
-from core.store.batches import claim_finalizes, has_finalizing
-from core.store.chunks import (
+from core.store.chunk_stats import recent_chunk_seconds
+from core.store.dispatch import (
     dispatch_chunks,
     lock_dispatch,
     queued_count,
-    recent_chunk_seconds,
     requeue_undelivered,
 )
-from core.store.ingest import claim_ingests, has_validating
+from core.store.ingest import has_validating
+from core.store.job_tasks import claim_job_tasks
+from core.store.openai_batches import claim_finalizes, has_finalizing
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +76,13 @@ def dispatch_ingests(*, app: Celery, cfg: Settings, model: str, now: float) -> i
     return _hand_out(
         cfg,
         lambda s: has_validating(session=s, model=model),
-        lambda s: claim_ingests(
+        lambda s: claim_job_tasks(
             session=s,
             model=model,
             now=now,
             lease=_job_task_lease(cfg),
             max_attempts=cfg.max_attempts,
+            status=states.VALIDATING,
         ),
         lambda job_id, token: send_ingest(app, model=model, job_id=job_id, token=token),
         "ingest",

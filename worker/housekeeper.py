@@ -6,12 +6,13 @@ import logging
 import threading
 import time
 
+from core.blobs import storage_named
 from core.constants import lock_key, nudge_key, workers_key
 from core.db import write_session
-from core.storage import storage_named
-from core.store.batches import expire_overdue
-from core.store.chunks import extend_lease, sweep_expired
+from core.store.chunk_leases import extend_lease
+from core.store.openai_batches import expire_overdue
 from core.store.retention import claim_expired_files, delete_expired_jobs
+from core.store.sweep import sweep_expired
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch_finalizes, dispatch_model
 

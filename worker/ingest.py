@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from core.blobs import storage_named
 from core.chunking import chunk_size_for
 from core.contracts.items import ItemInvalid, ItemLimits
 from core.contracts.params import parse_params
 from core.db import read_session, write_session
+from core.errors import LeaseLost
 from core.jsonl import LineError, is_blank, parse_object, split_lines
-from core.storage import storage_named
-from core.store.chunks import item_seconds
+from core.store.chunk_stats import item_seconds
 from core.store.files import PROCESSED
 from core.store.ingest import (
     accept_ingest,
@@ -29,16 +30,12 @@ from core.store.ingest import (
 from core.submit.file_chunks import ChunkBuilder, IngestSettings, line_rules
 from core.tables import File
 from worker.context import WorkerContext
-from worker.requests_run import run_requests
+from worker.openai_requests_run import run_requests
 
 log = logging.getLogger(__name__)
 ROWS_PER_INSERT = 64
 HOLD_EVERY_LINES = 20_000
 CALIBRATION_ITEMS = 256
-
-
-class LeaseLost(Exception):
-    """Another ingest holds the job now, or it was cancelled: stop without writing."""
 
 
 def _one_error(code: str, message: str, line: int | None = None) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
-from core.codec import error_line, pack_lines, result_line
+from core.codec import pack_lines
 from core.contracts.params import parse_params
 from core.db import read_session, write_session
 from core.nudge import nudge_dispatch
-from core.store.chunks import (
+from core.result_lines import error_line, result_line
+from core.store.chunk_leases import (
     ChunkWork,
     abandon_chunk,
     complete_chunk,
@@ -25,7 +26,7 @@ from core.store.jobs import is_cancel_requested
 from models.results import Cancelled, ItemResult
 from worker.context import ActiveLease, WorkerContext
 from worker.dispatcher import dispatch_model
-from worker.requests_run import run_requests
+from worker.openai_requests_run import run_requests
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

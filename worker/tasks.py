@@ -5,8 +5,8 @@ from __future__ import annotations
 from core.celery_app import celery_app
 from core.constants import FINALIZE_TASK, INGEST_TASK, RUN_CHUNK_TASK
 from worker.context import get_context
-from worker.finalize import run_finalize
 from worker.ingest import run_ingest
+from worker.openai_finalize import run_finalize
 from worker.run_chunk import execute_chunk
 
 

@@ -14,9 +14,9 @@ from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
+from core.blobs import FileStorage, PartWriter, storage_named
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, NotFound
-from core.storage import FileStorage, PartWriter, storage_named
 from core.store.files import finish_file, forget_file, get_file, list_files, start_file
 from core.tables import File, Job
 

@@ -19,7 +19,8 @@ from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
 from api.views import change_signature, job_out
 from core import states
 from core.db import read_session, write_session
-from core.store.jobs import cancel_job, get_job, list_jobs, stream_results
+from core.store.jobs import cancel_job, get_job, list_jobs
+from core.store.results import stream_results
 from core.submit.jobs import JobOptions, Submitter, submit_file, submit_inline, submit_retry
 from core.tables import Job
 

@@ -1,4 +1,4 @@
-"""Files: their rows (the bytes are in core.storage), lookup, listing, deletion, expiry."""
+"""Files: their rows (the bytes are in core.blobs), lookup, listing, deletion, expiry."""
 
 from __future__ import annotations
 

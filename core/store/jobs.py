@@ -1,21 +1,17 @@
-"""Jobs: creation (with their chunks), lookup, listing, cancellation, finishing."""
+"""Jobs: creation (with their chunks), lookup, listing, cancellation, settling their status."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
-from core.codec import is_failure, merge_in_order, unpack_inputs, unpack_lines
 from core.ids import new_id
-from core.jsonl import in_blocks
 from core.tables import Chunk, Job
 
 
@@ -121,8 +117,10 @@ def _any_chunk(session: Session, job_id: str, statuses: frozenset[str]) -> bool:
     )
 
 
-def finish_job_if_done(*, session: Session, job_id: str, now: float) -> str | None:
-    """Move the job to the status its chunks imply (conditional update); return it."""
+def settle_job_status(*, session: Session, job_id: str, now: float) -> str | None:
+    """Move the job to the status its chunks imply (conditional update): queued to in
+    progress when a chunk has started, to its end (or a batch to finalizing) when none is
+    open; return the status."""
     row = session.execute(
         select(Job.status, Job.endpoint, Job.finish_as).where(Job.id == job_id)
     ).first()
@@ -146,15 +144,15 @@ def finish_job_if_done(*, session: Session, job_id: str, now: float) -> str | No
         ends_as = states.finalizing_instead(
             target, has_files=endpoint is not None, finish_as=finish_as
         )
-        if ends_as is not None:  # a batch writes its files first (worker/finalize.py)
+        if ends_as is not None:  # a batch writes its files first (worker/openai_finalize.py)
             target = states.FINALIZING
             values.update(
                 status=target,
                 finish_as=ends_as,
                 finalizing_at=now,
-                ingest_token=None,
-                ingest_expires_at=None,
-                ingest_attempts=0,
+                task_token=None,
+                task_expires_at=None,
+                task_attempts=0,
             )
         elif target in states.JOB_TERMINAL:
             values["finished_at"] = now
@@ -189,7 +187,7 @@ def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
         job.status, job.finished_at, job.updated_at = ends_as, now, now
         if ends_as == states.CANCELLED:
             job.cancelled_at = now
-        job.ingest_token = job.ingest_expires_at = None
+        job.task_token = job.task_expires_at = None
         session.flush()
         session.execute(delete(Chunk).where(Chunk.job_id == job_id))
         return job
@@ -204,7 +202,7 @@ def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
         .where(Chunk.job_id == job_id, Chunk.status.in_([states.C_PENDING, states.C_QUEUED]))
         .values(status=states.C_CANCELLED, lease_token=None, lease_expires_at=None, finished_at=now)
     )
-    finish_job_if_done(session=session, job_id=job_id, now=now)
+    settle_job_status(session=session, job_id=job_id, now=now)
     session.flush()
     session.refresh(job)
     return job
@@ -214,62 +212,3 @@ def is_cancel_requested(*, session: Session, job_id: str) -> bool:
     """Whether the job is being (or has been) cancelled."""
     status = session.scalar(select(Job.status).where(Job.id == job_id))
     return status in (states.CANCELLING, states.CANCELLED, states.EXPIRED, None)
-
-
-STREAM_FLUSH_BYTES = 1 << 20
-
-
-def stream_results(
-    *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
-) -> Iterator[bytes]:
-    """A job's finished result lines in input order, one bucket at a time (bounded memory).
-
-    Each bucket is read in its own short session; unfinished chunks are skipped, so a
-    running job yields its finished items, still in input order.
-    """
-    after = -1
-    while True:
-        with session_factory() as session:
-            bucket = session.scalar(
-                select(func.min(Chunk.bucket)).where(Chunk.job_id == job_id, Chunk.bucket > after)
-            )
-            if bucket is None:
-                return
-            rows = session.execute(
-                select(Chunk.outputs, Chunk.item_indices).where(
-                    Chunk.job_id == job_id, Chunk.bucket == bucket, Chunk.outputs.is_not(None)
-                )
-            ).all()
-        after = bucket
-        yield from in_blocks(
-            merge_in_order([(out, idx) for out, idx in rows if out is not None]),
-            STREAM_FLUSH_BYTES,
-        )
-
-
-def failed_items(
-    *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
-) -> list[tuple[str | None, Any]]:
-    """(custom_id, input) of a job's failed items, in input order, for a retry. Items that
-    failed validation have no runnable input and are left out."""
-    out: list[tuple[int, str | None, Any]] = []
-    after = -1
-    while True:  # chunk by chunk, each read in a short session
-        with session_factory() as session:
-            row = session.execute(
-                select(Chunk.id, Chunk.inputs, Chunk.outputs)
-                .where(Chunk.job_id == job_id, Chunk.id > after, Chunk.failed > 0)
-                .order_by(Chunk.id)
-                .limit(1)
-            ).first()
-        if row is None:
-            break
-        after, inputs, outputs = row
-        records = {r[0]: r for r in unpack_inputs(inputs)}
-        for line in unpack_lines(outputs or b""):
-            if is_failure(line):
-                index = orjson.loads(line)["index"]
-                if index in records:
-                    out.append(records[index])
-    out.sort(key=lambda r: r[0])
-    return [(cid, value) for _, cid, value in out]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 
+from core.blobs import storage_named
 from core.contracts.openai_requests import ENDPOINT_TASKS
 from core.contracts.spec import ModelSpec
 from core.db import read_session
 from core.errors import InvalidInput, ModelUnavailable, NotFound
 from core.jsonl import LineError, is_blank, parse_object, split_lines
-from core.storage import storage_named
 from core.store.files import get_file
 from core.submit.checks import check_metadata
 from core.submit.jobs import Submitter, count_submission, write_file_job

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.codec import error_line
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
 from core.contracts.openai_requests import check_request_line, request_length
 from core.contracts.spec import ModelSpec
 from core.contracts.token_counts import char_lengths
 from core.jsonl import LineError, parse_object
+from core.result_lines import error_line
 from core.store.chunk_rows import bucketed_rows, failed_chunk_row
 
 DIGEST_BYTES = 16

@@ -19,10 +19,11 @@ from core.db import read_session, write_session
 from core.errors import Conflict, NotFound
 from core.nudge import nudge_dispatch
 from core.store.chunk_rows import bucketed_rows
-from core.store.chunks import item_seconds
+from core.store.chunk_stats import item_seconds
 from core.store.files import get_file
 from core.store.ingest import create_file_job
-from core.store.jobs import JobSpec, create_job, failed_items
+from core.store.jobs import JobSpec, create_job
+from core.store.results import failed_items
 from core.submit.checks import (
     InlineItem,
     check_inline_items,

@@ -12,15 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select
 
-from core.batch_output import render_result, render_unrun
+from core.blobs import FileStorage, PartWriter, storage_for
 from core.codec import unpack_indices, unpack_inputs, unpack_lines
 from core.db import read_session, write_session
-from core.storage import FileStorage, PartWriter, storage_for
-from core.store.batches import finish_finalize, hold_finalize, load_finalize
+from core.errors import LeaseLost
+from core.openai_batch_output import render_result, render_unrun
+from core.result_lines import parse_result_line
 from core.store.files import finish_file, forget_file, start_file
+from core.store.openai_batches import finish_finalize, hold_finalize, load_finalize
 from core.tables import Chunk
 from worker.context import WorkerContext
 
@@ -54,10 +55,6 @@ class _Batch:
     finish_as: str
 
 
-class LeaseLost(Exception):
-    """Another finalize holds the batch now: stop, keep nothing."""
-
-
 def _bucket_lines(batch: _Batch, rows: list[Any]) -> list[tuple[int, bytes, bool]]:
     """(index, line, failed) of every item in one bucket's chunks, in input order."""
     out: list[tuple[int, bytes, bool]] = []
@@ -73,7 +70,7 @@ def _bucket_lines(batch: _Batch, rows: list[Any]) -> list[tuple[int, bytes, bool
             continue
         created = int(finished_at or time.time())
         for raw in unpack_lines(outputs):
-            result = orjson.loads(raw)
+            result = parse_result_line(raw)
             body = records.get(result["index"], (None, None))[1]
             line, failed = render_result(
                 batch_id=batch.id,

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
-from api.batch_schemas import BatchCreate, BatchList, BatchOut
-from api.batch_views import batch_out
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.json_route import OrjsonRoute
+from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
+from api.openai_batch_views import batch_out
 from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states

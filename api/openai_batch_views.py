@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.batch_schemas import BatchError, BatchErrors, BatchOut, BatchUsage, RequestCounts
+from api.openai_batch_schemas import BatchError, BatchErrors, BatchOut, BatchUsage, RequestCounts
 from core import states
 from core.tables import Job
 

@@ -1,5 +1,6 @@
 """OpenAI batches in the database: expiry at the end of the completion window, and the
-finalize lease under which a worker writes a finished batch's output and error files."""
+finalize, the job task (core.store.job_tasks) under whose lease a worker writes a finished
+batch's output and error files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import states
-from core.store.ingest import INGEST_RELEASED, claim_ingests, update_if_held
+from core.store.job_tasks import (
+    JOB_TASK_RELEASED,
+    claim_job_tasks,
+    hold_job_task,
+    load_job_task,
+    update_if_task_held,
+)
 from core.store.jobs import STOPPABLE, stop_job
 from core.tables import Job
 
@@ -40,7 +47,7 @@ def claim_finalizes(
 ) -> list[tuple[str, str]]:
     """(job id, token) of finalizing batches no live finalize holds, of any model: the
     files need no model, so any worker may write them."""
-    return claim_ingests(
+    return claim_job_tasks(
         session=session,
         model=None,
         now=now,
@@ -53,16 +60,14 @@ def claim_finalizes(
 
 def load_finalize(*, session: Session, job_id: str, token: str) -> Job | None:
     """The batch, if this token holds its finalize."""
-    return session.scalar(
-        select(Job).where(
-            Job.id == job_id, Job.status == states.FINALIZING, Job.ingest_token == token
-        )
-    )
+    return load_job_task(session=session, job_id=job_id, token=token, status=states.FINALIZING)
 
 
 def hold_finalize(*, session: Session, job_id: str, token: str, now: float, lease: float) -> bool:
     """Extend the finalize lease; False when it was lost."""
-    return update_if_held(session, job_id, token, states.FINALIZING, ingest_expires_at=now + lease)
+    return hold_job_task(
+        session=session, job_id=job_id, token=token, status=states.FINALIZING, now=now, lease=lease
+    )
 
 
 def finish_finalize(
@@ -75,7 +80,7 @@ def finish_finalize(
     now: float,
 ) -> bool:
     """The files are written: the batch takes the status it was finalizing towards."""
-    return update_if_held(
+    return update_if_task_held(
         session,
         job_id,
         token,
@@ -85,5 +90,5 @@ def finish_finalize(
         error_file_id=error_file_id,
         finished_at=now,
         updated_at=now,
-        **INGEST_RELEASED,
+        **JOB_TASK_RELEASED,
     )

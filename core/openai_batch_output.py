@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from core.result_lines import result_error
+
 # Failures that are the server's, not the request's (HTTP 500 rather than 400).
 SERVER_CODES = frozenset(
     {"inference_error", "out_of_memory", "internal_error", "attempts_exhausted"}
@@ -112,7 +114,7 @@ def render_result(
         "id": "batch_req_" + _digest(batch_id, index, "line"),
         "custom_id": custom_id,
     }
-    error = result.get("error")
+    error = result_error(result)
     if error is None and body is not None:
         line["response"] = {
             "status_code": 200,
