@@ -19,7 +19,7 @@ from core import states
 from core.db import read_session, write_session
 from core.errors import Conflict
 from core.store.jobs import cancel_job, get_job, list_jobs
-from core.submit.batches import submit_batch
+from core.submit.openai_batches import submit_batch
 from core.tables import Job
 
 router = APIRouter(
