@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.deps import KEY_CACHE_SECONDS
+from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, LargeBodyGate
 from api.routes import files, jobs, openai_batches, system
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
@@ -48,6 +48,14 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
     )
+    # The last added runs first: the key is checked, then the body's declared size, then
+    # a large body waits for its turn; none of them reads the body.
+    app.add_middleware(
+        LargeBodyGate,
+        min_bytes=cfg.large_body_bytes,
+        slots=cfg.large_body_concurrency,
+        exempt_paths=("/v1/files",),
+    )
     # Uploads get the file limit plus room for the multipart envelope; the upload itself
     # enforces the file limit exactly.
     app.add_middleware(
@@ -56,6 +64,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         upload_max_bytes=cfg.max_file_bytes + (1 << 20),
         upload_paths=("/v1/files",),
     )
+    app.add_middleware(ApiKeyMiddleware, state=app.state)
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(files.router)

@@ -13,12 +13,38 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from core.errors import QuotaExceeded, SluiceError
+from core.errors import (
+    Conflict,
+    InvalidInput,
+    LeaseLost,
+    ModelUnavailable,
+    NotFound,
+    QuotaExceeded,
+    SchemaOutdated,
+    ServiceUnavailable,
+    SluiceError,
+    TooLarge,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 # OpenAI answers a malformed request with 400 (the official client's BadRequestError);
 # sluice's native routes keep FastAPI's 422.
 OPENAI_PATHS = ("/v1/batches", "/v1/files")
+# The HTTP status of each kind of error; a subclass not listed answers as its nearest base.
+STATUSES: dict[type[SluiceError], int] = {
+    SluiceError: 500,
+    InvalidInput: 400,
+    ModelUnavailable: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    LeaseLost: 409,  # a worker's, never an answer today; a lost race if one ever is
+    TooLarge: 413,
+    QuotaExceeded: 429,
+    ServiceUnavailable: 503,
+    SchemaOutdated: 503,
+}
 
 
 def error_body(
@@ -29,6 +55,45 @@ def error_body(
     if details is not None:
         err["details"] = details
     return {"error": err}
+
+
+def status_of(exc: SluiceError) -> int:
+    """The HTTP status an error answers with."""
+    for cls in type(exc).__mro__:
+        if cls in STATUSES:
+            return STATUSES[cls]
+    return 500
+
+
+def sluice_response(exc: SluiceError) -> JSONResponse:
+    """The answer to a SluiceError: its envelope, status and headers."""
+    status = status_of(exc)
+    headers = {}
+    if isinstance(exc, QuotaExceeded):
+        headers["Retry-After"] = str(exc.retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(
+        error_body(
+            message=exc.message, kind=exc.kind, code=exc.code, param=exc.param, details=exc.details
+        ),
+        status_code=status,
+        headers=headers,
+    )
+
+
+def unavailable_response(exc: Exception) -> JSONResponse:
+    """503 for a database or Redis that does not answer."""
+    log.warning("backing service unavailable: %s", exc)
+    return JSONResponse(
+        error_body(
+            message="a backing service is unavailable; retry later",
+            kind="server_error",
+            code="service_unavailable",
+        ),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -55,22 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SluiceError)
     async def _sluice(_: Request, exc: SluiceError) -> JSONResponse:
-        headers = {}
-        if isinstance(exc, QuotaExceeded):
-            headers["Retry-After"] = str(exc.retry_after)
-        if exc.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse(
-            error_body(
-                message=exc.message,
-                kind=exc.kind,
-                code=exc.code,
-                param=exc.param,
-                details=exc.details,
-            ),
-            status_code=exc.status,
-            headers=headers,
-        )
+        return sluice_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -125,13 +175,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("backing service unavailable: %s", exc)
-        return JSONResponse(
-            error_body(
-                message="a backing service is unavailable; retry later",
-                kind="server_error",
-                code="service_unavailable",
-            ),
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return unavailable_response(exc)

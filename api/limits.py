@@ -1,14 +1,18 @@
-"""Request limits: body size (checked while streaming), and a key before any body is read."""
+"""Request limits: body size (checked while streaming), and how many large bodies are
+taken in at once."""
 
 from __future__ import annotations
 
 import logging
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.memory import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +26,7 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """413 for a body over max_bytes, without reading past the limit; 401 for a /v1 request
-    that carries no credentials at all, before its body is read."""
+    """413 for a body over max_bytes, without reading past the limit."""
 
     def __init__(
         self,
@@ -42,15 +45,6 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        if scope["path"].startswith("/v1/") and b"authorization" not in headers:
-            await self._reply(
-                send,
-                401,
-                "missing API key: send `Authorization: Bearer <key>`",
-                "authentication_error",
-                "missing_api_key",
-            )
-            return
         limit = self.upload_max_bytes if scope["path"] in self.upload_paths else self.max_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -81,21 +75,52 @@ class BodyLimitMiddleware:
                 await self._too_large(send, limit)
 
     async def _too_large(self, send: Send, limit: int) -> None:
-        await self._reply(
-            send,
-            413,
-            f"request body is larger than {limit} bytes",
-            "invalid_request_error",
-            "body_too_large",
+        message = f"request body is larger than {limit} bytes"
+        body = orjson.dumps(
+            error_body(message=message, kind="invalid_request_error", code="body_too_large")
         )
-
-    async def _reply(self, send: Send, status: int, message: str, kind: str, code: str) -> None:
-        body = orjson.dumps(error_body(message=message, kind=kind, code=code))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-        if status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def has_large_body(scope: Scope, min_bytes: int) -> bool:
+    """Whether a request declares a body over min_bytes, or one of unknown length."""
+    for name, value in scope.get("headers") or []:
+        if name == b"content-length":
+            return not value.isdigit() or int(value) > min_bytes
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+class LargeBodyGate:
+    """Lets at most `slots` requests with a large body (over min_bytes, or of unknown
+    length) in at once; the others wait with their bodies unread, so the memory of parsing
+    and checking big jobs does not add up. Uploads (exempt_paths) stream in bounded memory
+    and pass freely. After each large request the heap's free pages go back to the OS."""
+
+    def __init__(
+        self, app: ASGIApp, min_bytes: int, slots: int, exempt_paths: tuple[str, ...] = ()
+    ) -> None:
+        self.app = app
+        self.min_bytes = min_bytes
+        self.slots = anyio.Semaphore(slots)
+        self.exempt_paths = exempt_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.exempt_paths
+            or not has_large_body(scope, self.min_bytes)
+        ):
+            await self.app(scope, receive, send)
+            return
+        async with self.slots:
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                await anyio.to_thread.run_sync(release_free_memory)

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     # API processes (uvicorn workers); each answers requests on its own core.
     api_workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # A request body over this many bytes (or of unknown length) is decoded and validated in
+    # a worker thread, never on the event loop, and at most large_body_concurrency such
+    # requests are taken in at once: the others wait, their bodies unread, so the memory
+    # of taking in big inline jobs does not add up.
+    large_body_bytes: int = Field(default=1 << 20, ge=0)
+    large_body_concurrency: int = Field(default=1, ge=1)
     max_inputs_per_job: int = Field(default=100_000, ge=1)
     max_input_chars: int = Field(default=100_000, ge=1)
     max_custom_id_chars: int = Field(default=512, ge=1)

@@ -1,4 +1,5 @@
-"""The one exception hierarchy; api/ maps it to HTTP in a single handler."""
+"""The one exception hierarchy: kinds and machine-readable codes, no HTTP (api/errors.py maps
+each kind to a status)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ class SluiceError(Exception):
     """Base of every error sluice raises on purpose."""
 
     code = "internal_error"
-    status = 500
     kind = "server_error"
 
     def __init__(
@@ -32,7 +32,6 @@ class InvalidInput(SluiceError):
     """The request or one of its inputs is malformed."""
 
     code = "invalid_input"
-    status = 400
     kind = "invalid_request_error"
 
 
@@ -40,7 +39,6 @@ class NotFound(SluiceError):
     """The resource does not exist or belongs to another tenant."""
 
     code = "not_found"
-    status = 404
     kind = "invalid_request_error"
 
 
@@ -48,7 +46,6 @@ class Unauthorized(SluiceError):
     """No valid API key was presented."""
 
     code = "invalid_api_key"
-    status = 401
     kind = "authentication_error"
 
 
@@ -56,7 +53,6 @@ class ModelUnavailable(SluiceError):
     """The model is not registered, or cannot be loaded here."""
 
     code = "unknown_model"
-    status = 400
     kind = "invalid_request_error"
 
 
@@ -64,7 +60,6 @@ class TooLarge(SluiceError):
     """The request exceeds a size limit."""
 
     code = "request_too_large"
-    status = 413
     kind = "invalid_request_error"
 
 
@@ -72,7 +67,6 @@ class QuotaExceeded(SluiceError):
     """The tenant is over a rate limit; retry later."""
 
     code = "rate_limit_exceeded"
-    status = 429
     kind = "rate_limit_error"
 
     def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
@@ -84,7 +78,6 @@ class Conflict(SluiceError):
     """The resource is in a state that does not allow the operation."""
 
     code = "conflict"
-    status = 409
     kind = "invalid_request_error"
 
 
@@ -92,7 +85,6 @@ class ServiceUnavailable(SluiceError):
     """A backing service (database, Redis) is unreachable; retry later."""
 
     code = "service_unavailable"
-    status = 503
     kind = "server_error"
 
 
@@ -100,7 +92,6 @@ class SchemaOutdated(SluiceError):
     """The database schema is not at the migrations' head: run `sluice migrate`."""
 
     code = "schema_outdated"
-    status = 503
     kind = "server_error"
 
 

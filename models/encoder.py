@@ -177,6 +177,13 @@ class EncoderRunner:
         ahead = overlaps_tokenizing(self.device, torch.get_num_threads(), usable_cpus())
         if ahead and token_counts is not None and len(token_counts) == len(inputs):
             full = list(token_counts)
+            # The API's counts stop at max_length + 1: an input failed for its length is
+            # counted in full here, so its message gives its real length.
+            too_long = [] if truncate else [i for i, n in enumerate(full) if n > self.max_length]
+            if too_long:
+                exact = self.tokenize([inputs[i] for i in too_long], truncate=False)[1]
+                for i, n in zip(too_long, exact, strict=True):
+                    full[i] = n
         else:
             encodings, full = self.tokenize(inputs, truncate)
         results: list[ItemResult | None] = [None] * len(inputs)

@@ -101,16 +101,23 @@ def test_int8_quantizes_linear_layers_and_stays_close(minilm):
     assert cos.mean() > 0.9  # measurably lossy, which is why it is never on by default
 
 
-def test_token_counts_from_the_api_give_the_same_results(tiny):
+def test_token_counts_from_the_api_give_the_same_results(tiny, monkeypatch):
+    import models.encoder
     from core.contracts.token_counts import counter_for
+
+    # a CPU to spare beside torch's threads: the runner plans from the API's counts
+    monkeypatch.setattr(models.encoder, "usable_cpus", lambda: torch.get_num_threads() + 1)
 
     texts = [*bench_texts(150, seed=17), "word " * 300]
     counts = counter_for(tiny.spec)(texts)
+    assert counts[-1] == tiny.spec.max_length + 1
     for params in (EmbedParams(), EmbedParams(truncate=False)):
         plain = tiny.run(texts, params)
         ahead = tiny.run(texts, params, token_counts=counts)
-        assert [(r.ok, r.error_code, r.usage, r.truncated) for r in plain] == [
-            (r.ok, r.error_code, r.usage, r.truncated) for r in ahead
+        # The API's counts stop at max_length + 1; the too-long message still gives the
+        # input's real length.
+        assert [(r.ok, r.error_code, r.error_message, r.usage, r.truncated) for r in plain] == [
+            (r.ok, r.error_code, r.error_message, r.usage, r.truncated) for r in ahead
         ]
         assert (
             np.abs(

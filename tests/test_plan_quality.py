@@ -31,9 +31,30 @@ def test_api_token_counts_equal_the_runners_tokenizer():
     ours = counter_for(spec)(texts)
     runner_tok = EmbedRunner(spec.model_copy(update={"dtype": "float32"})).tokenizer
     full = [len(ids) for ids in runner_tok(texts, truncation=False, verbose=False)["input_ids"]]
-    assert ours == full
-    pairs = [["a premise", "a hypothesis"]]
-    assert counter_for(spec)(pairs) == [len(runner_tok("a premise", "a hypothesis")["input_ids"])]
+    # Counts stop at max_length + 1: "longer than the model takes" is all the runner needs.
+    assert ours == [min(n, spec.max_length + 1) for n in full]
+    assert max(full) > spec.max_length + 1
+    pairs = [["a premise", "a hypothesis"], ["a premise " * 300, "a hypothesis " * 300]]
+    assert counter_for(spec)(pairs) == [
+        len(runner_tok("a premise", "a hypothesis")["input_ids"]),
+        spec.max_length + 1,
+    ]
+
+
+def test_token_counts_come_in_bounded_batches(monkeypatch):
+    """Many inputs are counted in slices of BATCH_ITEMS and BATCH_CHARS, with the same
+    counts as one call (one call held every token of a 100,000-input job at once)."""
+    import core.contracts.token_counts as token_counts
+
+    spec = load_registry(DEFAULT_MODELS_FILE)["all-minilm-l6-v2"]
+    texts = bench_texts(600, seed=16)
+    whole = counter_for(spec)(texts)
+    assert list(map(len, token_counts._batches(texts))) == [600]
+    monkeypatch.setattr(token_counts, "BATCH_ITEMS", 64)
+    monkeypatch.setattr(token_counts, "BATCH_CHARS", 4000)
+    sizes = [len(b) for b in token_counts._batches(texts)]
+    assert sum(sizes) == 600 and max(sizes) <= 64 and len(sizes) > 600 // 64
+    assert counter_for(spec)(texts) == whole
 
 
 def test_sluice_plan_pads_under_five_percent_on_the_mixed_corpus():

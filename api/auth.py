@@ -1,0 +1,85 @@
+"""The API key check, in front of every /v1 route: a wrong or missing key is refused before
+any byte of the request's body is read, and the route gets the tenant without a second
+lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security.utils import get_authorization_scheme_param
+from sqlalchemy.exc import DBAPIError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.errors import sluice_response, unavailable_response
+from api.ttl_cache import TTLCache
+from core.db import read_session
+from core.errors import Unauthorized
+from core.store.tenants import hash_key, tenant_for_key
+from core.tables import Tenant
+
+# Valid keys are remembered this long per API process (by their HMAC, never the key): a
+# poll then costs no database round trip for its key; a revoked key stops working within
+# this time.
+KEY_CACHE_SECONDS = 10.0
+# Where the middleware leaves the tenant for the route (in the request's scope["state"]).
+TENANT_STATE = "sluice_tenant"
+MISSING_KEY = "missing API key: send `Authorization: Bearer <key>`"
+
+
+def bearer_key(authorization: str | None) -> str:
+    """The key of a `Bearer` Authorization header (parsed as FastAPI's HTTPBearer does);
+    Unauthorized(missing_api_key) without one."""
+    scheme, key = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and key) or scheme.lower() != "bearer":
+        raise Unauthorized(MISSING_KEY, code="missing_api_key")
+    return key
+
+
+def _lookup(database_url: str, key: str) -> Tenant | None:
+    with read_session(database_url) as session:
+        return tenant_for_key(session=session, key=key)
+
+
+async def authenticate(keys: TTLCache[Tenant], database_url: str, key: str) -> Tenant:
+    """The tenant owning the key (from the per-process cache, else the database, in a
+    thread); Unauthorized if none does."""
+    digest = hash_key(key)
+    tenant = keys.get(digest)
+    if tenant is None:
+        tenant = await run_in_threadpool(_lookup, database_url, key)
+        if tenant is None:
+            raise Unauthorized("invalid or revoked API key")
+        keys.put(digest, tenant)
+    return tenant
+
+
+class ApiKeyMiddleware:
+    """401 for a /v1 request without a valid key, answered before its body is read; the
+    tenant of a valid one goes into scope["state"] for `TenantDep`. A pure ASGI middleware:
+    it never touches the body, so an upload still streams."""
+
+    def __init__(self, app: ASGIApp, state: Any) -> None:
+        self.app = app
+        self.state = state  # the FastAPI app's state: settings and key_cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"authorization"),
+            None,
+        )
+        try:
+            tenant = await authenticate(
+                self.state.key_cache, self.state.settings.database_url, bearer_key(authorization)
+            )
+        except Unauthorized as exc:
+            await sluice_response(exc)(scope, receive, send)
+            return
+        except DBAPIError as exc:  # the database is down: 503, as the routes answer
+            await unavailable_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})[TENANT_STATE] = tenant
+        await self.app(scope, receive, send)
