@@ -8,6 +8,13 @@ from api.schemas import Counts, JobOut
 from core import states
 from core.tables import Job
 
+# Columns a job's body shows as they are, and the optional times it shows in whole seconds.
+_COPIED = (
+    "id", "model", "task", "status", "params", "priority", "input_file_id", "retry_of",
+    "errors", "endpoint", "output_file_id", "error_file_id",
+)  # fmt: skip
+_TIMES = ("started_at", "finished_at", "cancelled_at")
+
 
 def _ts(value: float | None) -> int | None:
     return None if value is None else int(value)
@@ -24,33 +31,23 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
         throughput = round(done / elapsed, 2)
         if job.status not in states.JOB_TERMINAL and throughput > 0:
             eta = round((job.total - done) / throughput, 1)
-    return JobOut(
-        id=job.id,
-        model=job.model,
-        task=job.task,
-        status=job.status,
-        params=job.params,
-        priority=job.priority,
-        metadata=job.meta,
-        counts=Counts(total=job.total, completed=job.completed, failed=job.failed),
-        progress=round(done / job.total, 4) if job.total else 1.0,
-        throughput=throughput,
-        eta_seconds=eta,
-        created_at=int(job.created_at),
-        started_at=_ts(job.started_at),
-        finished_at=_ts(job.finished_at),
-        cancelled_at=_ts(job.cancelled_at),
-        expires_at=int(job.expires_at),
-        input_file_id=job.input_file_id,
-        retry_of=job.retry_of,
-        errors=job.errors,
-        usage={
-            "prompt_tokens": job.prompt_tokens or 0,
-            "completion_tokens": job.completion_tokens or 0,
-        },
-        endpoint=job.endpoint,
-        output_file_id=job.output_file_id,
-        error_file_id=job.error_file_id,
+    body = {name: getattr(job, name) for name in _COPIED}
+    body.update({name: _ts(getattr(job, name)) for name in _TIMES})
+    return JobOut.model_validate(
+        body
+        | {
+            "metadata": job.meta,
+            "counts": Counts(total=job.total, completed=job.completed, failed=job.failed),
+            "progress": round(done / job.total, 4) if job.total else 1.0,
+            "throughput": throughput,
+            "eta_seconds": eta,
+            "created_at": int(job.created_at),
+            "expires_at": int(job.expires_at),
+            "usage": {
+                "prompt_tokens": job.prompt_tokens or 0,
+                "completion_tokens": job.completion_tokens or 0,
+            },
+        }
     )
 
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import log, sluice_stack  # noqa: E402
+from bench.harness import log, tiny_stack  # noqa: E402
 from bench.large import DATA_DIR, DEFAULT_DB, download, texts, upload, wait_status  # noqa: E402
 
 ENDED = {"completed", "failed", "expired", "cancelled"}
@@ -105,18 +105,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args()
-    from tests.tiny_models import build_registry
 
     corpus = texts(args.data_dir)
     with tempfile.TemporaryDirectory(prefix="sluice-batch-") as tmp:
         workdir = Path(tmp)
         native_path, batch_path = write_inputs(workdir, corpus, args.lines)
-        with sluice_stack(
-            model="tiny-embed",
-            models_file=build_registry(workdir / "models"),
+        with tiny_stack(
+            workdir,
             threads=args.threads,
             max_inputs=args.lines,
-            workdir=workdir,
             database_url=args.database_url,
         ) as stack:
             log(f"native job of {args.lines:,} lines")

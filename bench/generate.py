@@ -42,6 +42,7 @@ from bench.harness import (  # noqa: E402 - needs the root on sys.path
     read_results,
     sluice_stack,
     timed_job,
+    use_threads,
 )
 
 MODEL = "tiny-causal"
@@ -331,12 +332,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements one after another and report them as ratios."""
     args = parse_args(argv)
-    import torch
 
     from core.contracts.spec import parse_registry
 
-    threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     prompts = make_prompts(args.items, args.seed, args.min_chars, args.max_chars)
     with tempfile.TemporaryDirectory(prefix="sluicebench-gen-") as tmp:
         workdir = Path(tmp)

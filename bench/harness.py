@@ -111,11 +111,13 @@ def sluice_stack(
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     gpus: str | None = None,
+    worker: bool = True,
 ) -> Iterator[Stack]:
     """API and one worker for `model` on a fresh SQLite file in workdir (database_url None
     or the bare "sqlite:///"), or a fresh schema of a PostgreSQL database_url, and a unique
     Redis prefix; every trace is removed afterwards. `gpus` runs the worker through
-    `sluice workers --gpus` instead of a single `sluice worker`."""
+    `sluice workers --gpus` instead of a single `sluice worker`; worker=False starts the
+    API alone (its stack's worker_pid is 0)."""
     import redis
     from sqlalchemy import create_engine, text
 
@@ -158,21 +160,24 @@ def sluice_stack(
             _, key = create_key(session=session, tenant_name="bench")
         api = spawn(["api", "--port", str(port)], env=env, log=logs / "api.log")
         procs.append(api)
-        # With gpus, the supervisor starts one worker pinned to each GPU.
-        command = ["workers", "--gpus", gpus] if gpus else ["worker"]
-        worker = spawn([*command, "--models", model], env=env, log=logs / "worker.log")
-        procs.append(worker)
+        worker_proc = None
+        if worker:
+            # With gpus, the supervisor starts one worker pinned to each GPU.
+            command = ["workers", "--gpus", gpus] if gpus else ["worker"]
+            worker_proc = spawn([*command, "--models", model], env=env, log=logs / "worker.log")
+            procs.append(worker_proc)
         wait_ready(api_url, api)
         client = Client(api_url, key, timeout=600)
-        log(f"waiting for the worker to load {model}")
-        wait_for_worker(client, model, worker)
+        if worker_proc is not None:
+            log(f"waiting for the worker to load {model}")
+            wait_for_worker(client, model, worker_proc)
         yield Stack(
             client=client,
             api_url=api_url,
             db_url=db_url,
             key=key,
             api_pid=api.pid,
-            worker_pid=worker.pid,
+            worker_pid=worker_proc.pid if worker_proc else 0,
         )
     except BaseException:
         for name in ("api.log", "worker.log"):
@@ -192,6 +197,30 @@ def sluice_stack(
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+@contextmanager
+def tiny_stack(workdir: Path, **options: Any) -> Iterator[Stack]:
+    """sluice_stack (threads, max_inputs and its other options as given) serving the tests'
+    seeded tiny-embed model, built in workdir: for benchmarks of the platform's own costs
+    rather than a model's."""
+    from tests.tiny_models import build_registry
+
+    models_file = build_registry(workdir / "models")
+    with sluice_stack(
+        model="tiny-embed", models_file=models_file, workdir=workdir, **options
+    ) as stack:
+        yield stack
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's thread count for in-process measurements (None: torch's own) and
+    return it, so sluice's worker is given the same."""
+    import torch
+
+    chosen = threads or torch.get_num_threads()
+    torch.set_num_threads(chosen)
+    return chosen
 
 
 def finish(client: Any, job: dict[str, Any], timeout: float) -> dict[str, Any]:

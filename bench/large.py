@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import log, peak_rss_mb, sluice_stack  # noqa: E402
+from bench.harness import log, peak_rss_mb, tiny_stack  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "bench-data"
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -259,20 +259,16 @@ def main() -> None:
         help="only the upload and validation of each size (the job is cancelled after)",
     )
     args = ap.parse_args()
-    from tests.tiny_models import build_registry
 
     sizes = [int(s) for s in args.sizes.split(",")]
     corpus = texts(args.data_dir)
     report: dict[str, Any] = {"database": args.database_url.split("://")[0], "sizes": []}
     with tempfile.TemporaryDirectory(prefix="sluice-large-") as tmp:
         workdir = Path(tmp)
-        models_file = build_registry(workdir / "models")
-        with sluice_stack(
-            model="tiny-embed",
-            models_file=models_file,
+        with tiny_stack(
+            workdir,
             threads=args.threads,
             max_inputs=max(sizes),
-            workdir=workdir,
             database_url=args.database_url,
             extra_env={"SLUICE_MAX_ITEMS_PER_FILE_JOB": str(max(sizes))},
         ) as stack:

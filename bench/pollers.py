@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import log, sluice_stack  # noqa: E402
+from bench.harness import log, tiny_stack  # noqa: E402
 from bench.large import DATA_DIR, DEFAULT_DB, texts  # noqa: E402
 
 ENDED = {"completed", "failed", "cancelled", "expired"}
@@ -123,18 +123,15 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    from tests.tiny_models import build_registry
 
     corpus = texts(args.data_dir)
     items = [corpus[i % len(corpus)] for i in range(args.items)]
     with tempfile.TemporaryDirectory(prefix="sluice-pollers-") as tmp:
         workdir = Path(tmp)
-        with sluice_stack(
-            model="tiny-embed",
-            models_file=build_registry(workdir / "models"),
+        with tiny_stack(
+            workdir,
             threads=args.threads,
             max_inputs=args.items,
-            workdir=workdir,
             database_url=args.database_url,
             extra_env={"SLUICE_API_WORKERS": str(args.api_workers)},
         ) as stack:

@@ -24,10 +24,9 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import log  # noqa: E402
+from bench.harness import log, sluice_stack  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "bench-data"
 MODEL = "all-minilm-l6-v2"
@@ -83,34 +82,24 @@ def rss_mib(pid: int) -> float:
     return _status_kb(pid, "VmRSS") / 1024
 
 
-class PeakMeter:
-    """The peak RSS of a process over a stretch: VmHWM after resetting it through
-    clear_refs, and the highest of RSS samples every 5 ms (the figure where the reset is
-    not allowed)."""
+class Repeating:
+    """A daemon thread that calls `tick` every `every` seconds over a `with` stretch."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.sampled = 0.0
-        self.reset_ok = False
+    every = 0.005
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> PeakMeter:
-        try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-            self.reset_ok = True
-        except OSError:
-            self.reset_ok = False
-        self.sampled = rss_mib(self.pid)
+    def tick(self) -> None:
+        raise NotImplementedError
 
-        def sample() -> None:
-            while not self._stop.wait(0.005):
-                try:
-                    self.sampled = max(self.sampled, rss_mib(self.pid))
-                except (OSError, KeyError):
-                    return
+    def __enter__(self) -> Self:
+        def loop() -> None:
+            while not self._stop.wait(self.every):
+                self.tick()
 
-        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
         return self
 
@@ -118,6 +107,36 @@ class PeakMeter:
         self._stop.set()
         assert self._thread is not None
         self._thread.join()
+
+
+class PeakMeter(Repeating):
+    """The peak RSS of a process over a stretch: VmHWM after resetting it through
+    clear_refs, and the highest of RSS samples every 5 ms (the figure where the reset is
+    not allowed)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__()
+        self.pid = pid
+        self.sampled = 0.0
+        self.reset_ok = False
+        self.alive = True
+
+    def __enter__(self) -> Self:
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+            self.reset_ok = True
+        except OSError:
+            self.reset_ok = False
+        self.sampled = rss_mib(self.pid)
+        super().__enter__()
+        return self
+
+    def tick(self) -> None:
+        if self.alive:
+            try:
+                self.sampled = max(self.sampled, rss_mib(self.pid))
+            except (OSError, KeyError):  # the process is gone
+                self.alive = False
 
     @property
     def peak(self) -> float:
@@ -143,34 +162,27 @@ def post(url: str, key: str, body: bytes) -> tuple[int, float, str]:
     return r.status_code, seconds, detail
 
 
-class HealthProbe:
+class HealthProbe(Repeating):
     """GET /healthz every 20 ms over a stretch; the slowest answer is how long the event
     loop was held."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.slowest = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    every = 0.02
 
-    def __enter__(self) -> HealthProbe:
+    def __init__(self, url: str) -> None:
         import httpx
 
-        def probe() -> None:
-            with httpx.Client(base_url=self.url, timeout=60) as client:
-                while not self._stop.wait(0.02):
-                    started = time.perf_counter()
-                    client.get("/healthz").raise_for_status()
-                    self.slowest = max(self.slowest, time.perf_counter() - started)
+        super().__init__()
+        self.client = httpx.Client(base_url=url, timeout=60)
+        self.slowest = 0.0
 
-        self._thread = threading.Thread(target=probe, daemon=True)
-        self._thread.start()
-        return self
+    def tick(self) -> None:
+        started = time.perf_counter()
+        self.client.get("/healthz").raise_for_status()
+        self.slowest = max(self.slowest, time.perf_counter() - started)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
+        super().__exit__(*exc)
+        self.client.close()
 
 
 def settle(pid: int, seconds: float = 1.0) -> float:
@@ -213,55 +225,34 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also save the figures here")
     args = ap.parse_args()
 
-    import redis
-
-    from cli.processes import free_port, spawn, stop, wait_ready
-    from core.db import get_engine, migrate, write_session
-    from core.store.tenants import create_key
+    from core.contracts.spec import DEFAULT_MODELS_FILE
 
     largest = max([*args.sizes, args.pair])
     texts = corpus_texts(args.data_dir, largest, args.chars, args.seed)
-    prefix = f"sluicebench:{uuid.uuid4().hex[:12]}:"
-    redis_url = os.environ.get("SLUICE_REDIS_URL", "redis://127.0.0.1:6379/0")
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="sluice-post-") as tmp:
-        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        migrate(db_url)
-        with write_session(db_url) as session:
-            _, key = create_key(session=session, tenant_name="bench")
-        get_engine(db_url).dispose()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "SLUICE_DATABASE_URL": db_url,
-            "SLUICE_REDIS_URL": redis_url,
-            "SLUICE_REDIS_PREFIX": prefix,
-            "SLUICE_MAX_INPUTS_PER_JOB": str(max(100_000, largest)),
-            "TOKENIZERS_PARALLELISM": "true",
-        }
-        env.pop("SLUICE_MODELS_FILE", None)  # the shipped registry
-        api = spawn(["api", "--port", str(port)], env=env, log=Path(tmp) / "api.log")
-        try:
-            wait_ready(url, api)
-            status, _, detail = post(url, key, job_body(texts[:10], "warm"))
-            assert status == 201, detail
-            idle = settle(api.pid, 2.0)
-            log(f"API pid {api.pid}, idle RSS {idle:.0f} MiB")
-            for n in args.sizes:
-                body = job_body(texts[:n], f"s{n}")
-                rows.append(measure(url, key, api.pid, idle, [body], f"{n:,} inputs"))
-            if args.pair:
-                bodies = [job_body(texts[: args.pair], f"p{i}") for i in range(2)]
-                rows.append(measure(url, key, api.pid, idle, bodies, f"2 x {args.pair:,} at once"))
-        except BaseException:
-            log("--- tail of api.log ---\n" + (Path(tmp) / "api.log").read_text()[-3000:])
-            raise
-        finally:
-            stop(api)
-            r = redis.Redis.from_url(redis_url)
-            for k in r.scan_iter(match=f"{prefix}*", count=1000):
-                r.delete(k)
+    with (
+        tempfile.TemporaryDirectory(prefix="sluice-post-") as tmp,
+        sluice_stack(
+            model=MODEL,
+            models_file=DEFAULT_MODELS_FILE,  # the shipped registry
+            threads=os.cpu_count() or 1,
+            max_inputs=largest,
+            workdir=Path(tmp),
+            extra_env={"TOKENIZERS_PARALLELISM": "true"},
+            worker=False,  # the jobs stay queued
+        ) as stack,
+    ):
+        url, key, pid = stack.api_url, stack.key, stack.api_pid
+        status, _, detail = post(url, key, job_body(texts[:10], "warm"))
+        assert status == 201, detail
+        idle = settle(pid, 2.0)
+        log(f"API pid {pid}, idle RSS {idle:.0f} MiB")
+        for n in args.sizes:
+            body = job_body(texts[:n], f"s{n}")
+            rows.append(measure(url, key, pid, idle, [body], f"{n:,} inputs"))
+        if args.pair:
+            bodies = [job_body(texts[: args.pair], f"p{i}") for i in range(2)]
+            rows.append(measure(url, key, pid, idle, bodies, f"2 x {args.pair:,} at once"))
 
     print(f"API idle RSS: {idle:.0f} MiB")
     print(

@@ -43,6 +43,7 @@ from bench.harness import (  # noqa: E402 - needs the root on sys.path
     read_results,
     sluice_stack,
     timed_job,
+    use_threads,
 )
 
 T = TypeVar("T")
@@ -481,14 +482,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Run the measurements one after another and report them as ratios."""
     args = parse_args(argv)
-    import torch
 
     from core.config import Settings
     from core.contracts.spec import DEFAULT_MODELS_FILE, parse_registry
     from models.device import pick_device, pick_dtype
 
-    threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
+    threads = use_threads(args.threads)
     # The file the API and worker would read; they get this very text (see bench_sluice).
     models_path = Settings().models_file or DEFAULT_MODELS_FILE
     models_text = Path(models_path).read_text()

@@ -6,6 +6,7 @@ import sys
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, text
 
 from core.db import alembic_config, check_schema, current_revision, get_engine, head_revision
 from core.tables import Base
@@ -48,7 +49,6 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
     from functools import partial
 
     import orjson
-    from sqlalchemy import text
 
     from core.db import read_session
     from core.result_lines import result_line
@@ -89,8 +89,6 @@ def test_0002_backfills_chunks_written_before_buckets(tmp_path):
 
 
 def test_0005_carries_the_job_task_lease_across_the_rename(db_url):
-    from sqlalchemy import text
-
     config, engine = alembic_config(db_url), get_engine(db_url)
     command.downgrade(config, "0004")
     with engine.begin() as conn:
@@ -105,16 +103,15 @@ def test_0005_carries_the_job_task_lease_across_the_rename(db_url):
             )
         )
     command.upgrade(config, "head")
-    with engine.connect() as conn:
-        row = conn.execute(
-            text("SELECT task_token, task_expires_at, task_attempts FROM jobs WHERE id = 'j'")
-        ).one()
-    assert tuple(row) == ("tok", 123.5, 2)
+    assert _lease_of_j(engine, "task") == ("tok", 123.5, 2)
     command.downgrade(config, "0004")
-    with engine.connect() as conn:
-        row = conn.execute(
-            text("SELECT ingest_token, ingest_expires_at, ingest_attempts FROM jobs WHERE id = 'j'")
-        ).one()
-    assert tuple(row) == ("tok", 123.5, 2)
+    assert _lease_of_j(engine, "ingest") == ("tok", 123.5, 2)
     command.upgrade(config, "head")
     assert current_revision(engine) == head_revision()
+
+
+def _lease_of_j(engine: Engine, prefix: str) -> tuple[object, ...]:
+    """Job j's lease columns under their name at one revision: prefix_token and so on."""
+    columns = ", ".join(f"{prefix}_{name}" for name in ("token", "expires_at", "attempts"))
+    with engine.connect() as conn:
+        return tuple(conn.execute(text(f"SELECT {columns} FROM jobs WHERE id = 'j'")).one())

@@ -21,7 +21,14 @@ from core import states
 from core.db import read_session, write_session
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.store.results import stream_results
-from core.submit.jobs import JobOptions, Submitter, submit_file, submit_inline, submit_retry
+from core.submit.jobs import (
+    JOB_OPTION_NAMES,
+    JobOptions,
+    Submitter,
+    submit_file,
+    submit_inline,
+    submit_retry,
+)
 from core.tables import Job
 
 log = logging.getLogger(__name__)
@@ -53,14 +60,7 @@ def submitter(request: Request) -> Submitter:
 @router.post("", status_code=201, response_model=JobOut, summary="Submit a job")
 def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     """Validate every input, then create the job and its chunks in one transaction."""
-    options = JobOptions(
-        model=body.model,
-        params=body.params,
-        priority=body.priority,
-        metadata=body.metadata,
-        expires_after=body.expires_after,
-        on_invalid=body.on_invalid,
-    )
+    options = JobOptions(**body.model_dump(include=set(JOB_OPTION_NAMES)))
     sub = submitter(request)
     if body.input_file_id is not None:
         job = submit_file(

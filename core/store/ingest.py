@@ -45,7 +45,8 @@ def create_file_job(
     window_seconds: float | None = None,
 ) -> Job:
     """A job in `validating`, waiting for an ingest to read its file; with an endpoint, an
-    OpenAI batch (its lines are requests to it) due within window_seconds."""
+    OpenAI batch (its lines are requests to it) due within window_seconds. Its counts and
+    task attempts start at their column defaults (0)."""
     now = time.time()
     job = Job(
         id=new_id("batch" if endpoint else "job"),
@@ -60,16 +61,12 @@ def create_file_job(
         priority=priority,
         status=states.VALIDATING,
         total=lines,
-        completed=0,
-        failed=0,
-        chunk_count=0,
         created_at=now,
         updated_at=now,
         expires_at=now + expires_after_seconds,
         input_file_id=input_file_id,
         on_invalid=on_invalid,
         retry_of=retry_of,
-        task_attempts=0,
     )
     session.add(job)
     session.flush()

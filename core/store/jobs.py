@@ -43,7 +43,8 @@ def create_job(
     spec: JobSpec,
     chunks: list[dict[str, Any]],
 ) -> Job:
-    """Insert a job and its chunk rows (core.submit.chunk_rows) in the caller's transaction."""
+    """Insert a job and its chunk rows (core.submit.chunk_rows) in the caller's transaction;
+    its done and failed counts start at their column defaults (0)."""
     now = time.time()
     job = Job(
         id=new_id("job"),
@@ -55,8 +56,6 @@ def create_job(
         priority=spec.priority,
         status=states.QUEUED,
         total=len(spec.items),
-        completed=0,
-        failed=0,
         chunk_count=len(chunks),
         created_at=now,
         updated_at=now,

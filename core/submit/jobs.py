@@ -5,7 +5,7 @@ the model's measured compute, written in one transaction, and announced to dispa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from typing import Any
 
@@ -55,6 +55,9 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     expires_after: int | None = None
     on_invalid: str = "fail"
+
+
+JOB_OPTION_NAMES = frozenset(f.name for f in fields(JobOptions))
 
 
 def job_chunk_rows(spec: JobSpec) -> list[dict[str, Any]]:
