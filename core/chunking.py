@@ -30,15 +30,39 @@ def cut_chunks(items: Sequence[T], chunk_size: int) -> list[Sequence[T]]:
     return out
 
 
+def split_by_size(
+    positions: Sequence[int], sizes: Sequence[int], max_size: int
+) -> list[Sequence[int]]:
+    """Consecutive runs of positions whose sizes add up to at most max_size each (an item
+    larger than that alone)."""
+    out: list[Sequence[int]] = []
+    start, total = 0, 0
+    for k, p in enumerate(positions):
+        if k > start and total + sizes[p] > max_size:
+            out.append(positions[start:k])
+            start, total = k, 0
+        total += sizes[p]
+    if start < len(positions):
+        out.append(positions[start:])
+    return out
+
+
 def bucket_chunks(
-    items: Sequence[T], lengths: Sequence[int], *, chunk_size: int, window: int
+    items: Sequence[T],
+    lengths: Sequence[int],
+    *,
+    chunk_size: int,
+    window: int,
+    sizes: Sequence[int] | None = None,
+    max_size: int | None = None,
 ) -> list[tuple[int, list[int]]]:
     """Length bucketing: (bucket, positions) per chunk, in dispatch order.
 
     Items are taken in windows of `window` consecutive positions; within a window they are
     sorted by length (stably) and cut into chunks, so each chunk holds items of similar
     length and pads little. Each chunk's positions come back in input order, so a window's
-    results can be merged back into input order with memory bounded by the window.
+    results can be merged back into input order with memory bounded by the window. With
+    sizes and max_size, a chunk whose items' sizes add up to more is cut further.
     """
     if len(lengths) != len(items):
         raise ValueError("one length per item")
@@ -48,7 +72,12 @@ def bucket_chunks(
         positions = range(start, min(start + window, len(items)))
         by_length = sorted(positions, key=lambda p: lengths[p])
         for piece in cut_chunks(by_length, chunk_size):
-            out.append((bucket, sorted(piece)))
+            parts = (
+                [piece]
+                if sizes is None or max_size is None
+                else split_by_size(piece, sizes, max_size)
+            )
+            out.extend((bucket, sorted(part)) for part in parts)
     return out
 
 

@@ -61,11 +61,20 @@ class Settings(BaseSettings):
     # its recent chunks, or on a sample of the file), up to max_chunk_items.
     chunk_target_seconds: float = Field(default=2.0, gt=0)
     max_chunk_items: int = Field(default=16384, ge=1)
+    # ... and to at most this much stored input (images are large): a chunk's inputs are
+    # held whole by the worker that runs it, a window's by the ingest that cuts it.
+    max_chunk_bytes: int = Field(default=32 << 20, ge=1024)
+    bucket_window_bytes: int = Field(default=256 << 20, ge=1024)
+    # classify_image: the largest image, encoded, and in pixels (width x height) as its
+    # header declares them, checked before any pixel is decoded (decompression bombs).
+    max_image_bytes: int = Field(default=8 << 20, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
 
     # Uploaded files: size limit, where their bytes go (the database in parts unless a
     # directory every API and worker host shares is set), and how jobs read them.
     max_file_bytes: int = Field(default=1 << 30, ge=1024)
-    max_line_bytes: int = Field(default=2 << 20, ge=1024)
+    # Room for an image of max_image_bytes in base64 (4 characters for 3 bytes).
+    max_line_bytes: int = Field(default=12 << 20, ge=1024)
     max_items_per_file_job: int = Field(default=10_000_000, ge=1)
     files_dir: Path | None = None
     file_part_bytes: int = Field(default=4 << 20, ge=1024)

@@ -10,6 +10,7 @@ import torch
 
 from core.contracts.spec import ModelSpec
 from models.classify import ClassifyRunner
+from models.classify_image import ClassifyImageRunner
 from models.embed import EmbedRunner
 from models.generate import GenerateRunner
 from models.results import ItemResult
@@ -40,6 +41,7 @@ RUNNER_CLASSES: dict[str, Callable[[ModelSpec], Runner]] = {
     "embed": EmbedRunner,
     "classify": ClassifyRunner,
     "generate": GenerateRunner,
+    "classify_image": ClassifyImageRunner,
 }
 
 

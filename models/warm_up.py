@@ -19,6 +19,8 @@ WARM_UP_WORDS = (1, 4, 8, 16, 24, 32, 48, 64, 96, 128)
 
 def warm_up_inputs(task: str) -> tuple[list[Any], dict[str, Any]]:
     """Inputs and params of one warm-up pass for a task."""
+    if task == "classify_image":
+        return _warm_up_images(), {}
     texts = [" ".join(["warm"] * n) for n in WARM_UP_WORDS]
     if task == "generate":
         return texts[:4], {"max_new_tokens": 2, "temperature": 0}
@@ -31,3 +33,19 @@ def warm_up(runner: Any) -> float:
     started = time.perf_counter()
     runner.run(inputs, params=parse_params(runner.task, params))
     return time.perf_counter() - started
+
+
+def _warm_up_images() -> list[str]:
+    """A few small PNG images (data URLs) of different sizes and colours."""
+    import io
+
+    from PIL import Image
+
+    from core.contracts.images import data_url
+
+    out = []
+    for n, side in enumerate((24, 64, 160, 224)):
+        buffer = io.BytesIO()
+        Image.new("RGB", (side, side + 8), (40 * n, 200 - 40 * n, 90)).save(buffer, "PNG")
+        out.append(data_url(buffer.getvalue()))
+    return out * 2

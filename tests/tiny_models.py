@@ -25,6 +25,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from tests.tiny_images import image_entries
+
 BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
 
 
@@ -201,6 +203,6 @@ def build_registry(root: Path) -> Path:
         f"    source: {multi}\n"
         "    dtype: float32\n"
         "    max_length: 128\n"
-        "    chunk_size: 100\n"
+        "    chunk_size: 100\n" + image_entries(root)
     )
     return path

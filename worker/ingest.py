@@ -27,6 +27,7 @@ from core.store.ingest import (
     load_ingest,
     reject_ingest,
 )
+from core.submit.checks import image_limits
 from core.submit.file_chunks import ChunkBuilder, IngestSettings, line_rules
 from core.tables import File
 from worker.context import WorkerContext
@@ -75,7 +76,11 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
     limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
     check, lengths = line_rules(
-        spec, endpoint, limits, max_dimensions=getattr(runner, "dimension", None)
+        spec,
+        endpoint,
+        limits,
+        max_dimensions=getattr(runner, "dimension", None),
+        image_limits=image_limits(cfg),
     )
     # The model is timed on the file's first lines while the first window is checked:
     # the chunk size is first needed when that window is cut.
@@ -106,6 +111,8 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
             max_items=cfg.max_items_per_file_job,
             check=check,
             lengths=lengths,
+            max_chunk_bytes=cfg.max_chunk_bytes,
+            window_bytes=cfg.bucket_window_bytes,
         )
     )
     started = time.monotonic()
@@ -216,7 +223,7 @@ def _item_seconds(
     would take as long as a chunk)."""
     with read_session(ctx.cfg.database_url) as session:
         known = item_seconds(session=session, model=runner.spec.name)
-    if known is not None or runner.task not in ("embed", "classify"):
+    if known is not None or runner.task not in ("embed", "classify", "classify_image"):
         return known
     sample: list[Any] = []
     try:

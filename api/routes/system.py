@@ -72,7 +72,7 @@ def list_models(request: Request, _tenant: TenantDep) -> ModelList:
                 id=spec.name,
                 task=spec.task,
                 dimensions=spec.output_size(),
-                labels=spec.labels(),
+                labels=spec.label_names(),
                 max_length=spec.max_length,
                 dtype=spec.dtype,
                 chunk_size=spec.chunk_size,

@@ -56,6 +56,13 @@ def check_custom_id(custom_id: Any, limits: ItemLimits, check_unicode: bool = Tr
 
 def check_item(task: str, value: Any, limits: ItemLimits, check_unicode: bool = True) -> Any:
     """The input in the runner's shape, if it suits the task and the limits."""
+    if task == "classify_image":
+        # An image's bytes and pixels are checked when the worker decodes it: a bad one
+        # fails alone. Its text is bounded by the request body or the file's line limit.
+        try:
+            return check_input(task, value)
+        except InputShapeError as exc:
+            raise ItemInvalid("invalid_input", f"input {exc}") from None
     if type(value) is str and task != "generate":  # the common case, a million times a file
         if len(value) > limits.max_input_chars:
             raise ItemInvalid(

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.contracts.images import check_image_input
+
 
 class EmbedParams(BaseModel):
     """Parameters of an embed job."""
@@ -18,13 +20,12 @@ class EmbedParams(BaseModel):
     dimensions: int | None = Field(default=None, ge=1)
 
 
-class ClassifyParams(BaseModel):
-    """Parameters of a classify job."""
+class _TopLabels(BaseModel):
+    """The labels a classification returns per item."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     top_k: int | Literal["all"] = Field(default=1, description="Labels per item, or `all`")
-    truncate: bool = True
 
     @field_validator("top_k")
     @classmethod
@@ -32,6 +33,16 @@ class ClassifyParams(BaseModel):
         if isinstance(value, int) and value < 1:
             raise ValueError("top_k must be >= 1 or 'all'")
         return value
+
+
+class ClassifyParams(_TopLabels):
+    """Parameters of a classify job."""
+
+    truncate: bool = True
+
+
+class ClassifyImageParams(_TopLabels):
+    """Parameters of a classify_image job."""
 
 
 class GenerateParams(BaseModel):
@@ -62,6 +73,7 @@ PARAMS_BY_TASK: dict[str, type[BaseModel]] = {
     "embed": EmbedParams,
     "classify": ClassifyParams,
     "generate": GenerateParams,
+    "classify_image": ClassifyImageParams,
 }
 
 
@@ -113,10 +125,16 @@ def _check_generate(value: Any) -> Any:
 def check_input(task: str, value: Any) -> Any:
     """The input in the runner's shape (a text, or a (text, text_pair) pair), or raise.
 
-    embed takes a string; classify a string or {"text": ..., "text_pair": ...}.
+    embed takes a string; classify a string or {"text": ..., "text_pair": ...}; classify_image
+    an image (core.contracts.images), whose content is checked when it is decoded.
     """
     if task == "generate":
         return _check_generate(value)
+    if task == "classify_image":
+        try:
+            return check_image_input(value)
+        except TypeError as exc:
+            raise InputShapeError(str(exc)) from None
     if isinstance(value, str):
         return value
     if task == "classify" and isinstance(value, dict):

@@ -9,13 +9,45 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The registry bundled with the runners (models/ ships it as package data).
 DEFAULT_MODELS_FILE = Path(__file__).resolve().parents[2] / "models" / "models.yaml"
 
-Task = Literal["embed", "classify", "generate"]
+Task = Literal["embed", "classify", "generate", "classify_image"]
 DType = Literal["float32", "bfloat16", "float16", "auto"]
+# Sources that are a saved program (a user's own network) rather than a transformers model:
+# torch.export's .pt2, or TorchScript.
+EXPORTED_SUFFIXES = (".pt2",)
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+
+
+class ImagePreprocessing(BaseModel):
+    """How a saved program wants its images: resized to size (height, width), scaled to
+    [0, 1], normalised per channel with mean and std, channels in this order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: tuple[int, int] = Field(description="(height, width) in pixels")
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: Literal["RGB", "BGR", "L"] = "RGB"
+    resample: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ImagePreprocessing:
+        problems = []
+        if not all(1 <= side <= 4096 for side in self.size):
+            problems.append("size: each side must be 1 to 4096 pixels")
+        n = 1 if self.channels == "L" else 3
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != n:
+                problems.append(f"{name}: needs {n} values for channels {self.channels}")
+        if any(v <= 0 for v in self.std):
+            problems.append("std: every value must be > 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class ModelSpec(BaseModel):
@@ -37,6 +69,53 @@ class ModelSpec(BaseModel):
     # efficient; unset, a GPU uses max_batch_tokens too.
     gpu_max_batch_tokens: int | None = Field(default=None, ge=1)
     chunk_size: int = Field(default=512, ge=1, le=100_000)
+    # classify_image: images per micro-batch on a CPU and on a GPU (unset: the CPU's).
+    max_batch_images: int = Field(default=32, ge=1, le=65536)
+    gpu_max_batch_images: int | None = Field(default=None, ge=1, le=65536)
+    # classify_image from a saved program: its preprocessing and labels (a transformers
+    # model has its image processor and id2label).
+    image: ImagePreprocessing | None = None
+    labels: tuple[str, ...] | None = None
+    # classify_image: NHWC memory layout, which some convolutions run faster in.
+    channels_last: bool = False
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> ModelSpec:
+        problems = []
+        program = self.program_format() is not None
+        if self.task != "classify_image":
+            if program:
+                problems.append("source: a saved program serves only classify_image")
+            for name in ("image", "labels"):
+                if getattr(self, name) is not None:
+                    problems.append(f"{name}: only for classify_image")
+        elif program:
+            if self.image is None:
+                problems.append("image: a saved program needs its preprocessing (size, mean, std)")
+            if not self.labels:
+                problems.append("labels: a saved program needs its labels, in output order")
+            if self.dtype in ("bfloat16", "float16"):
+                problems.append("dtype: a saved program runs as saved (float32 or auto)")
+        elif self.image is not None or self.labels is not None:
+            problems.append("image and labels: only for a saved program (.pt2 or TorchScript)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def program_format(self) -> Literal["export", "torchscript"] | None:
+        """Whether the source is a saved program: torch.export's .pt2, TorchScript, or
+        neither (a transformers model)."""
+        if self.source.endswith(EXPORTED_SUFFIXES):
+            return "export"
+        if self.source.endswith(TORCHSCRIPT_SUFFIXES):
+            return "torchscript"
+        return None
+
+    def batch_images(self, device_type: str) -> int:
+        """Images per micro-batch on a device type ("cpu", "cuda")."""
+        if device_type == "cuda" and self.gpu_max_batch_images is not None:
+            return self.gpu_max_batch_images
+        return self.max_batch_images
 
     def batch_tokens(self, device_type: str) -> int:
         """The padded-token budget of one micro-batch on a device type ("cpu", "cuda")."""
@@ -67,10 +146,13 @@ class ModelSpec(BaseModel):
         width = self._config().get("hidden_size")
         return int(width) if self.task == "embed" and isinstance(width, int) else None
 
-    def labels(self) -> list[str] | None:
-        """The labels in id order (classify models), from config.json's id2label."""
+    def label_names(self) -> list[str] | None:
+        """The labels in output order (classify models): the registry's for a saved
+        program, else config.json's id2label."""
+        if self.labels is not None:
+            return list(self.labels)
         id2label = self._config().get("id2label")
-        if self.task != "classify" or not isinstance(id2label, dict):
+        if self.task not in ("classify", "classify_image") or not isinstance(id2label, dict):
             return None
         return [str(id2label[k]) for k in sorted(id2label, key=int)]
 
@@ -97,8 +179,10 @@ def parse_registry(text: str, *, origin: str = "models.yaml") -> dict[str, Model
             specs[str(name)] = ModelSpec(name=str(name), **entry)
         except ValidationError as exc:
             for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"])
-                problems.append(f"{name}.{where}: {err['msg']}")
+                where = "".join(f".{p}" for p in err["loc"])
+                # A validator of several fields reports each problem, "; "-separated.
+                for problem in err["msg"].removeprefix("Value error, ").split("; "):
+                    problems.append(f"{name}{where}: {problem}")
     if problems:
         raise ModelRegistryError(f"{origin}: invalid entries:\n  " + "\n  ".join(problems))
     return specs

@@ -9,6 +9,7 @@ from typing import Any
 from core import states
 from core.chunking import bucket_chunks
 from core.codec import InputRecord, pack_indices, pack_inputs, pack_lines
+from core.contracts.token_counts import char_lengths
 
 # zstd level of stored inputs: level 1 packs a chunk several times faster than 3, for a
 # few percent more bytes; ingest speed is what a large file waits on.
@@ -73,11 +74,20 @@ def bucketed_rows(
     lengths_are_tokens: bool = False,
     first_seq: int = 0,
     first_bucket: int = 0,
+    max_chunk_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """Chunk rows of records sorted by length within windows of `window` records, each
-    chunk a run of similar lengths (its records in input order); with token counts, the
-    rows carry them for the runner's planner."""
-    plan = bucket_chunks(records, lengths, chunk_size=chunk_size, window=window)
+    chunk a run of similar lengths (its records in input order) and at most max_chunk_bytes
+    of input text; with token counts, the rows carry them for the runner's planner."""
+    sizes = char_lengths([r[2] for r in records]) if max_chunk_bytes else None
+    plan = bucket_chunks(
+        records,
+        lengths,
+        chunk_size=chunk_size,
+        window=window,
+        sizes=sizes,
+        max_size=max_chunk_bytes,
+    )
     return [
         chunk_row(
             model=model,

@@ -34,6 +34,8 @@ class JobSpec:
     # The lengths are the model tokenizer's counts: chunks carry them, so a worker can
     # plan micro-batches before tokenising and tokenise one batch ahead of the model.
     lengths_are_tokens: bool = False
+    # The most stored input (characters) a chunk may hold: images are large.
+    max_chunk_bytes: int | None = None
 
 
 def create_job(

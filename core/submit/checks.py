@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from core.config import Settings
+from core.contracts.images import ImageLimits
 from core.contracts.items import ItemInvalid, ItemLimits, check_custom_id, check_item
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelSpec
@@ -25,6 +26,11 @@ class InlineItem(Protocol):
 def item_limits(cfg: Settings) -> ItemLimits:
     """The size limits on one item, from the settings."""
     return ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
+
+
+def image_limits(cfg: Settings) -> ImageLimits:
+    """The limits on one image, from the settings."""
+    return ImageLimits(cfg.max_image_bytes, cfg.max_image_pixels)
 
 
 def _unicode(value: str, param: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from core.contracts.images import ImageLimits, image_pixels
 from core.contracts.items import ItemInvalid, ItemLimits, check_line
 from core.contracts.openai_requests import check_request_line, request_length
 from core.contracts.spec import ModelSpec
@@ -28,12 +29,19 @@ Lengths = Callable[[list[Any]], list[int]]
 
 
 def line_rules(
-    spec: ModelSpec, endpoint: str | None, limits: ItemLimits, max_dimensions: int | None
+    spec: ModelSpec,
+    endpoint: str | None,
+    limits: ItemLimits,
+    max_dimensions: int | None,
+    image_limits: ImageLimits,
 ) -> tuple[LineCheck, Lengths]:
-    """How a line is checked, and its sort key: a native item, or an OpenAI batch request
-    to the batch's endpoint for the model."""
+    """How a line is checked, and its sort key: a native item (by characters, or an
+    image by pixels), or an OpenAI batch request to the batch's endpoint for the model."""
     if endpoint is None:
-        return partial(check_line, spec.task, limits=limits), char_lengths
+        native = partial(check_line, spec.task, limits=limits)
+        if spec.task == "classify_image":
+            return native, partial(image_pixels, limits=image_limits)
+        return native, char_lengths
 
     def check(obj: dict[str, Any]) -> tuple[str | None, Any]:
         return check_request_line(endpoint, spec.name, obj, limits, max_dimensions=max_dimensions)
@@ -61,6 +69,9 @@ class IngestSettings:
     check: LineCheck | None = None
     # Sort keys of checked values for length bucketing.
     lengths: Lengths = char_lengths
+    # The most input text a chunk, and a window, may hold (None: no bound but the counts).
+    max_chunk_bytes: int | None = None
+    window_bytes: int | None = None
 
 
 @dataclass
@@ -114,6 +125,8 @@ class ChunkBuilder:
             self._digest_lines,
         )
         window, writing, since_hold = self._window, self.writing, 0
+        # A window holds its items' values: cut it at window_bytes of text as well.
+        window_bytes, held = cfg.window_bytes or (1 << 62), 0
         for line_no, line in lines:
             if not line.strip():
                 continue
@@ -139,10 +152,11 @@ class ChunkBuilder:
                     digest_lines.append(line_no)
                 if writing:
                     window.append((index, custom_id, value))
+                    held += len(value) if type(value) is str else 0
             since_hold += 1
-            if len(window) + len(self._failed) >= cfg.window:
+            if len(window) + len(self._failed) >= cfg.window or held >= window_bytes:
                 yield self._cut()
-                window, since_hold = self._window, 0
+                window, since_hold, held = self._window, 0, 0
             elif since_hold >= hold_every:
                 yield []
                 since_hold = 0
@@ -163,6 +177,7 @@ class ChunkBuilder:
             window=max(1, len(records)),
             first_seq=self.chunks,
             first_bucket=bucket,
+            max_chunk_bytes=self.cfg.max_chunk_bytes,
         )
         if self._failed:
             rows.append(

@@ -30,6 +30,7 @@ from core.submit.checks import (
     check_metadata,
     check_model,
     check_params,
+    image_limits,
 )
 from core.submit.lengths import sort_lengths
 from core.submit.rate import check_rate
@@ -71,6 +72,7 @@ def job_chunk_rows(spec: JobSpec) -> list[dict[str, Any]]:
         chunk_size=spec.chunk_size,
         window=spec.bucket_window,
         lengths_are_tokens=spec.lengths_are_tokens,
+        max_chunk_bytes=spec.max_chunk_bytes,
     )
 
 
@@ -136,7 +138,7 @@ def submit_inline(
     check_metadata(options.metadata, cfg.max_metadata_pairs)
     params = check_params(spec, options.params)
     items = check_inline_items(spec, inputs, len(inputs), cfg)
-    lengths, are_tokens = sort_lengths(spec, [v for _, v in items])
+    lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
     count_submission(sub, tenant_id)
     return _write(
         sub,
@@ -153,6 +155,7 @@ def submit_inline(
             lengths=lengths,
             lengths_are_tokens=are_tokens,
             bucket_window=cfg.bucket_window_items,
+            max_chunk_bytes=cfg.max_chunk_bytes,
         ),
     )
 
@@ -206,7 +209,7 @@ def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
         raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
     count_submission(sub, tenant_id)
     spec = sub.registry.get(job.model)
-    lengths, are_tokens = sort_lengths(spec, [v for _, v in items])
+    lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
     return _write(
         sub,
         tenant_id,
@@ -222,6 +225,7 @@ def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
             lengths=lengths,
             lengths_are_tokens=are_tokens,
             bucket_window=cfg.bucket_window_items,
+            max_chunk_bytes=cfg.max_chunk_bytes,
             retry_of=job.id,
         ),
     )
