@@ -33,7 +33,14 @@ FORMATS: dict[str, FormatInfo] = {
     "csv": FormatInfo("text/csv", "csv"),
     "parquet": FormatInfo("application/vnd.apache.parquet", "parquet"),
 }
-TASKS = ("embed", "classify", "generate")
+# The columns a task's results take: classify_image's outputs are classify's.
+LAYOUTS = {
+    "embed": "embed",
+    "classify": "classify",
+    "classify_image": "classify",
+    "generate": "generate",
+}
+TASKS = tuple(LAYOUTS)
 ROW_GROUP_ROWS = 8192
 # Long texts and wide embeddings close a row group early: 32 MiB of result lines at most.
 ROW_GROUP_BYTES = 1 << 25
@@ -292,6 +299,7 @@ def encode_results(
     """Result-line blocks (as stream_results yields them) encoded in `fmt`, in order."""
     if fmt not in FORMATS or task not in TASKS:
         raise ValueError(f"unknown result format {fmt!r} or task {task!r}")
+    task = LAYOUTS[task]
     if fmt == "jsonl" and not only_failed:
         return iter(blocks)
     batches = _line_batches(blocks, only_failed)

@@ -18,7 +18,8 @@ class InputItem(BaseModel):
     input: Any = Field(
         description="The item: for `embed`, a string; for `classify`, a string or "
         '{"text", "text_pair"}; for `generate`, a prompt string, {"prompt"} or '
-        '{"messages": [{"role", "content"}]}, optionally with "seed"'
+        '{"messages": [{"role", "content"}]}, optionally with "seed"; for '
+        '`classify_image`, an image as a data URL, bare base64, or {"image": <either>}'
     )
 
 
@@ -122,7 +123,9 @@ class ModelOut(BaseModel):
     object: str = "model"
     task: str
     dimensions: int | None = Field(description="Output width (embed models)")
-    labels: list[str] | None = Field(description="Labels in id order (classify models)")
+    labels: list[str] | None = Field(
+        description="Labels in output order (classify and classify_image models)"
+    )
     max_length: int
     dtype: str
     chunk_size: int

@@ -124,7 +124,11 @@ def demo(
 @app.command()
 def submit(
     file: Annotated[
-        Path, typer.Argument(help="JSONL(.gz): {custom_id, input} or {id, text} per line")
+        Path,
+        typer.Argument(
+            help="JSONL(.gz): {custom_id, input} or {id, text} per line; or a directory of "
+            "images (png, jpg, webp, bmp, gif), each an item whose custom_id is its path"
+        ),
     ],
     model: Annotated[str, typer.Option(help="Model name")],
     wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar")] = False,
@@ -141,16 +145,24 @@ def submit(
 
     from cli.client import ApiError, Client
     from cli.follow import follow_job
-    from cli.upload import multipart_body, native_lines
+    from cli.upload import image_files, image_lines, multipart_body, native_lines
 
     if on_invalid not in ("fail", "skip"):
         err.print("[red]--on-invalid takes fail or skip[/]")
         raise typer.Exit(2)
+    images = None
     try:
-        size = file.stat().st_size
+        if file.is_dir():
+            images = image_files(file)[:limit] if limit else image_files(file)
+            size = sum(entry[2] for entry in images)
+        else:
+            size = file.stat().st_size
     except OSError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc
+    if images == []:
+        err.print(f"[red]{file} holds no images (.png, .jpg, .jpeg, .webp, .bmp, .gif)[/]")
+        raise typer.Exit(2)
     client = Client()
     try:
         with Progress(
@@ -161,9 +173,15 @@ def submit(
             console=err,
         ) as bar:
             task = bar.add_task("upload", total=size)
-            lines = native_lines(file, limit, lambda done: bar.update(task, completed=done))
+            progress = lambda done: bar.update(task, completed=done)  # noqa: E731
+            lines = (
+                image_lines(images, on_progress=progress)
+                if images is not None
+                else native_lines(file, limit, progress)
+            )
+            filename = f"{file.name}.jsonl" if images is not None else file.name
             content_type, body = multipart_body(
-                lines, filename=file.name, fields={"purpose": "jobs"}
+                lines, filename=filename, fields={"purpose": "jobs"}
             )
             uploaded = client.upload(content_type, body)
         err.print(f"uploaded {uploaded['id']}: {uploaded['lines']:,} lines")

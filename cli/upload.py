@@ -1,9 +1,13 @@
-"""Uploading a JSONL(.gz) file as a streamed multipart body, converting `{id, text}` lines
-to `{custom_id, input}` on the way, with a progress bar over the file's bytes."""
+"""Uploading a JSONL(.gz) file, or a directory of images, as a streamed multipart body:
+`{id, text}` lines become `{custom_id, input}` on the way, and each image a line whose
+custom_id is its path under the directory and whose input is a data URL. A progress bar
+follows the bytes read; one line is held at a time."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,3 +78,51 @@ def multipart_body(
         yield f"\r\n--{boundary}--\r\n".encode()
 
     return f"multipart/form-data; boundary={boundary}", body()
+
+
+# Image files a directory upload takes, and the media type of their data URLs.
+IMAGE_TYPES = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".gif": "gif",
+}
+
+
+def image_files(directory: Path) -> list[tuple[str, Path, int]]:
+    """(path relative to the directory, path, size) of every image file below it, by
+    relative path (hidden files and folders left out)."""
+    found: list[tuple[str, Path, int]] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in IMAGE_TYPES:
+                continue
+            found.append((path.relative_to(directory).as_posix(), path, path.stat().st_size))
+    found.sort(key=lambda entry: entry[0])
+    return found
+
+
+def image_lines(
+    files: list[tuple[str, Path, int]],
+    limit: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """One JSONL line per image file, read one at a time; on_progress gets the bytes of
+    images read so far."""
+    done = 0
+    for count, (name, path, size) in enumerate(files[:limit] if limit else files, start=1):
+        subtype = IMAGE_TYPES[path.suffix.lower()]
+        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        yield (
+            orjson.dumps({"custom_id": name, "input": f"data:image/{subtype};base64,{encoded}"})
+            + b"\n"
+        )
+        done += size
+        if on_progress and (count % 50 == 0 or count == len(files)):
+            on_progress(done)
+    if on_progress:
+        on_progress(done)

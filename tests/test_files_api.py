@@ -205,7 +205,7 @@ def test_query_parameters_are_checked_and_405_lists_every_method(cfg, api, alice
 
 
 def test_a_50_mb_single_line_is_refused_early(api, alice, cfg):
-    """The default line limit (2 MiB) refuses it with its line number; nothing is kept."""
+    """The default line limit (12 MiB) refuses it with its line number; nothing is kept."""
     data = b'{"input": "' + b"x" * (50 << 20) + b'"}\n'
     r = _upload(api, alice, data)
     assert r.status_code == 400 and r.json()["error"]["code"] == "line_too_long"

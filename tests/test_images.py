@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import base64
 import random
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from core.contracts.images import (
 from core.contracts.items import ItemInvalid, ItemLimits, check_item
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelRegistryError, load_registry, parse_registry
-from tests.tiny_images import CIFAR_MEAN, CIFAR_STD, encode, random_image
+from tests.tiny_images import CIFAR_MEAN, CIFAR_STD, encode, png_header, random_image
 
 LIMITS = ImageLimits(max_bytes=8 << 20, max_pixels=40_000_000)
 
@@ -117,22 +115,8 @@ def test_cmyk_palette_alpha_and_16_bit_images_convert_as_processors_expect():
     assert tuple(np.asarray(decode_image(data_url(encode(grey)), LIMITS))[0, 0]) == (127,) * 3
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that declares width x height (8-bit grey) and holds one row of data: a
-    decompression bomb's header without its payload."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    idat = zlib.compress(b"\x00" + b"\x00" * min(width, 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_a_decompression_bomb_is_refused_from_its_header(monkeypatch):
-    bomb = data_url(_png_header(100_000, 100_000))  # 10 gigapixels declared, 100 bytes sent
+    bomb = data_url(png_header(100_000, 100_000))  # 10 gigapixels declared, 100 bytes sent
     ten_by_ten = data_url(encode(Image.new("RGB", (10, 10))))
 
     def no_decoding(self: Image.Image) -> None:
@@ -171,7 +155,7 @@ def test_pixel_counts_for_bucketing_read_headers_only():
     values = [
         data_url(encode(Image.new("RGB", (10, 20)))),
         "garbage",
-        {"image": data_url(_png_header(3000, 2000))},
+        {"image": data_url(png_header(3000, 2000))},
     ]
     assert image_pixels(values, LIMITS) == [200, 0, 6_000_000]
 
@@ -298,7 +282,7 @@ def test_a_bad_image_fails_alone_and_the_rest_match(runners):
     values = _data(_images(12, seed=9))
     mixed = list(values)
     mixed[3] = "definitely not an image"
-    mixed[7] = data_url(_png_header(100_000, 100_000))
+    mixed[7] = data_url(png_header(100_000, 100_000))
     got = runner.run(mixed, _params())
     assert (got[3].error_code, got[7].error_code) == ("invalid_image", "image_too_large")
     clean = runner.run(values, _params())

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import torch
@@ -145,3 +147,17 @@ def random_image(
         fill = tuple(rng.randrange(256) for _ in range(3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
     return image if mode == "RGB" else image.convert(mode)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that declares width x height (8-bit grey) and holds one row of data: a
+    decompression bomb's header without its payload."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    idat = zlib.compress(b"\x00" + b"\x00" * min(width, 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
