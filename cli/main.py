@@ -105,19 +105,36 @@ def workers(
     raise typer.Exit(supervisor.run())
 
 
+LIMIT_DEFAULT = 5000
+
+
 @app.command()
 def demo(
     dataset: Annotated[
         Path | None, typer.Argument(help="A JSONL(.gz) file; default: the stdlib's docstrings")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many items")] = 5000,
+    limit: Annotated[int, typer.Option(help="At most this many items")] = LIMIT_DEFAULT,
     model: Annotated[str, typer.Option(help="Model name")] = "all-minilm-l6-v2",
     port: Annotated[int | None, typer.Option(help="API port (default: 8000 if free)")] = 8000,
     logs: Annotated[Path, typer.Option(help="Where process logs go")] = Path(".sluice/logs"),
+    images: Annotated[
+        bool,
+        typer.Option(
+            help="An image job instead: a CNN trained on drawn shapes classifies --limit "
+            "drawn images (default 2,000)"
+        ),
+    ] = False,
 ) -> None:
     """Run the main job end to end on the embedded default and print a summary."""
-    from cli.demo import run_demo
+    from cli.demo import run_demo, run_image_demo
 
+    if images:
+        if dataset is not None:
+            err.print("[red]--images draws its own images: give no dataset with it[/]")
+            raise typer.Exit(2)
+        count = 2000 if limit == LIMIT_DEFAULT else limit
+        run_image_demo(limit=count, port=port, logs=logs, workdir=Path(".sluice/demo-images"))
+        return
     run_demo(dataset=dataset, limit=limit, model=model, port=port, logs=logs)
 
 

@@ -87,3 +87,22 @@ def test_demo_runs_the_main_job(sqlite_cfg, tmp_path):
     assert "completed: 2,000 items (2,000 ok, 0 failed)" in out.stderr
     assert "items/s" in out.stderr and "32 dims" in out.stderr
     assert "stopped API and worker" in out.stderr
+
+
+def test_the_image_demo_trains_a_cnn_and_runs_an_image_job(sqlite_cfg, tmp_path):
+    env = {
+        **os.environ,
+        "SLUICE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
+        "SLUICE_REDIS_PREFIX": sqlite_cfg.redis_prefix,
+    }
+    out = _sluice(["demo", "--images", "--limit", "400", "--port", "0"], env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "completed: 400 items (400 ok, 0 failed)" in out.stderr
+    assert "items/s" in out.stderr and "accuracy against the drawn shapes" in out.stderr
+    accuracy = float(out.stderr.split("accuracy against the drawn shapes: ")[1].split("%")[0])
+    assert accuracy > 60  # a trained network, not chance (25%)
+    assert (tmp_path / ".sluice" / "demo-images" / "shapes-cnn.pt2").is_file()
+    again = _sluice(["demo", "--images", "--limit", "40", "--port", "0"], env, cwd=tmp_path)
+    assert again.returncode == 0 and "trained by an earlier run" in again.stderr
+    out = _sluice(["demo", "--images", "some.jsonl"], env, cwd=tmp_path)
+    assert out.returncode == 2 and "give no dataset" in out.stderr
