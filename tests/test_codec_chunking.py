@@ -93,3 +93,46 @@ def test_lines_packed_on_zstd_threads_read_back_the_same():
     threaded = pack_lines(lines, threads=2)
     assert [b.rstrip(b"\n") for b in unpack_lines(threaded)] == lines
     assert len(threaded) < sum(map(len, lines)) / 2
+
+
+def test_chunks_are_cut_at_max_bytes_of_input_whatever_their_count():
+    from core.chunking import bucket_chunks, split_by_size
+
+    assert split_by_size([0, 1, 2, 3, 4], [5, 5, 5, 50, 5], 12) == [[0, 1], [2], [3], [4]]
+    sizes = [1000 + 37 * (i % 11) for i in range(500)]  # images of about a kilobyte
+    plan = bucket_chunks(
+        list(range(500)), sizes, chunk_size=200, window=500, sizes=sizes, max_size=8000
+    )
+    assert sorted(p for _, chunk in plan for p in chunk) == list(range(500))
+    assert all(sum(sizes[p] for p in chunk) <= 8000 for _, chunk in plan)
+    assert max(len(chunk) for _, chunk in plan) >= 6  # cut by bytes, not one item a chunk
+    without = bucket_chunks(list(range(500)), sizes, chunk_size=200, window=500)
+    assert max(sum(sizes[p] for p in chunk) for _, chunk in without) > 8000  # the cap acts
+
+
+def test_an_ingest_window_closes_at_its_byte_bound():
+    from core.contracts.items import ItemLimits
+    from core.submit.file_chunks import ChunkBuilder, IngestSettings
+
+    def builder(window_bytes: int | None) -> ChunkBuilder:
+        return ChunkBuilder(
+            IngestSettings(
+                model="m",
+                task="embed",
+                limits=ItemLimits(100_000, 100),
+                chunk_size=lambda: 1000,
+                window=10_000,
+                skip_invalid=False,
+                max_errors=10,
+                max_items=10**6,
+                window_bytes=window_bytes,
+            )
+        )
+
+    lines = [(n + 1, orjson.dumps({"input": "x" * 1000})) for n in range(100)]
+    bounded, unbounded = builder(10_000), builder(None)
+    windows = [rows for rows in bounded.feed(lines) if rows]
+    assert bounded.finish() == []  # the tenth window closed on its last line
+    assert len(windows) == 10 and all(sum(r["n_items"] for r in w) == 10 for w in windows)
+    assert [rows for rows in unbounded.feed(lines) if rows] == []  # one window, at the end
+    assert sum(r["n_items"] for r in unbounded.finish()) == 100
