@@ -157,16 +157,9 @@ def in_process(runner: Any, values: list[str], params: Any) -> tuple[float, list
 
 def pipeline_seconds(path: str, values: list[str], batch_size: int) -> float:
     """Seconds for transformers' image-classification pipeline over the same base64."""
-    import torch
-    from transformers import AutoImageProcessor, pipeline
+    from tests.tiny_images import reference_pipeline
 
-    pipe = pipeline(
-        "image-classification",
-        model=path,
-        image_processor=AutoImageProcessor.from_pretrained(path),
-        device="cpu",
-        dtype=torch.float32,
-    )
+    pipe = reference_pipeline(path)
     bare = [v.split(",", 1)[1] for v in values]
     pipe(bare[: min(8, len(bare))], batch_size=batch_size)  # warm-up
     started = time.perf_counter()

@@ -20,7 +20,7 @@ from PIL import Image
 
 from core.contracts.images import ImageLimits, data_url, decode_image
 from core.contracts.spec import load_registry
-from tests.tiny_images import encode, png_header, random_image
+from tests.tiny_images import encode, png_header, random_image, reference_pipeline
 
 pytestmark = pytest.mark.e2e
 FORMATS = (("PNG", ".png"), ("JPEG", ".jpg"), ("WEBP", ".webp"), ("BMP", ".bmp"), ("GIF", ".gif"))
@@ -107,8 +107,6 @@ def test_a_directory_of_1000_images_end_to_end(stack, tmp_path):
 
 
 def test_an_inline_vit_job_equals_the_pipeline(stack):
-    from transformers import AutoImageProcessor, pipeline
-
     rng = random.Random(12)
     images = [random_image(rng) for _ in range(60)]
     inputs = [{"custom_id": f"i{n}", "input": data_url(encode(im))} for n, im in enumerate(images)]
@@ -119,13 +117,7 @@ def test_an_inline_vit_job_equals_the_pipeline(stack):
     assert job["status"] == "completed" and job["counts"]["failed"] == 1
     assert lines[9]["error"]["code"] == "invalid_image"
     path = load_registry(stack.cfg.models_file)["tiny-vit"].resolved_source()
-    reference = pipeline(
-        "image-classification",
-        model=path,
-        image_processor=AutoImageProcessor.from_pretrained(path),
-        device="cpu",
-        dtype=torch.float32,
-    )
+    reference = reference_pipeline(path)
     want = reference([im.convert("RGB") for im in images], top_k=2)
     for n, line in enumerate(lines):
         if n == 9:

@@ -26,7 +26,14 @@ from core.contracts.images import (
 from core.contracts.items import ItemInvalid, ItemLimits, check_item
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelRegistryError, load_registry, parse_registry
-from tests.tiny_images import CIFAR_MEAN, CIFAR_STD, encode, png_header, random_image
+from tests.tiny_images import (
+    CIFAR_MEAN,
+    CIFAR_STD,
+    encode,
+    png_header,
+    random_image,
+    reference_pipeline,
+)
 
 LIMITS = ImageLimits(max_bytes=8 << 20, max_pixels=40_000_000)
 
@@ -256,17 +263,9 @@ def test_batched_results_equal_one_at_a_time(runners, name):
 
 @pytest.mark.parametrize("name", ["tiny-vit", "tiny-resnet"])
 def test_labels_and_scores_equal_the_pipeline(runners, name):
-    from transformers import AutoImageProcessor, pipeline
-
     runner = runners[name]
     path = runner.spec.resolved_source()
-    reference = pipeline(
-        "image-classification",
-        model=path,
-        image_processor=AutoImageProcessor.from_pretrained(path),
-        device="cpu",
-        dtype=torch.float32,
-    )
+    reference = reference_pipeline(path)
     images = _images(30, seed=8)
     got = runner.run(_data(images), _params(top_k=4))
     want = reference(images, top_k=4)

@@ -10,6 +10,7 @@ import struct
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -20,6 +21,13 @@ CIFAR_LABELS = [
 ]  # fmt: skip
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
+# The layers every tiny transformer here shares (BERT, ViT): 2 layers of width 32.
+TINY_LAYERS: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
 VIT_LABELS = ["circle", "square", "triangle", "stripes"]
 
 
@@ -71,10 +79,7 @@ def build_tiny_vit(path: Path, seed: int = 0) -> Path:
     config = ViTConfig(
         image_size=32,
         patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
+        **TINY_LAYERS,
         num_labels=len(VIT_LABELS),
         id2label=dict(enumerate(VIT_LABELS)),
         label2id={label: i for i, label in enumerate(VIT_LABELS)},
@@ -161,3 +166,17 @@ def png_header(width: int, height: int) -> bytes:
 
     idat = zlib.compress(b"\x00" + b"\x00" * min(width, 64))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def reference_pipeline(path: str) -> Any:
+    """transformers' image-classification pipeline on a model directory at fp32 on the
+    CPU, with the directory's own image processor: the reference for classify_image."""
+    from transformers import AutoImageProcessor, pipeline
+
+    return pipeline(
+        "image-classification",
+        model=path,
+        image_processor=AutoImageProcessor.from_pretrained(path),
+        device="cpu",
+        dtype=torch.float32,
+    )

@@ -25,7 +25,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from tests.tiny_images import image_entries
+from tests.tiny_images import TINY_LAYERS, image_entries
 
 BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
 
@@ -70,15 +70,7 @@ def train_wordpiece(texts: list[str], vocab_size: int = 2000) -> PreTrainedToken
 
 
 def _tiny_config(vocab_size: int, **extra: object) -> BertConfig:
-    return BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        **extra,
-    )
+    return BertConfig(vocab_size=vocab_size, max_position_embeddings=128, **TINY_LAYERS, **extra)
 
 
 def build_tiny_embed(path: Path, texts: list[str], seed: int = 0) -> Path:

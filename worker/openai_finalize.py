@@ -189,9 +189,7 @@ def _keep_files(
                 session=session,
                 file_id=f.file_id,
                 purpose=OUTPUT_PURPOSE,
-                size=f.size,
-                lines=f.lines,
-                sha256=f.digest.hexdigest(),
+                written=f,
                 expires_after_seconds=ctx.cfg.file_retention_days * 86400,
             )
             kept[failed] = f.file_id

@@ -138,9 +138,7 @@ async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
                     session=session,
                     file_id=row.id,
                     purpose=purpose,
-                    size=sink.size,
-                    lines=sink.lines,
-                    sha256=sink.digest.hexdigest(),
+                    written=sink,
                     expires_after_seconds=expires,
                 )
                 if done is not None:

@@ -6,14 +6,25 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from core import states
 from core.chunking import bucket_chunks
 from core.codec import InputRecord, pack_indices, pack_inputs, pack_lines
-from core.contracts.token_counts import char_lengths
 
 # zstd level of stored inputs: level 1 packs a chunk several times faster than 3, for a
 # few percent more bytes; ingest speed is what a large file waits on.
 INPUT_LEVEL = 1
+
+
+def stored_size(value: Any) -> int:
+    """About how many bytes an input takes in a chunk: a text's (or image's) characters,
+    a pair's, or the JSON of anything else (a prompt, an OpenAI request body)."""
+    if type(value) is str:
+        return len(value)
+    if isinstance(value, (tuple, list)) and all(type(v) is str for v in value):
+        return sum(len(v) for v in value)
+    return len(orjson.dumps(value))
 
 
 def chunk_row(
@@ -79,7 +90,7 @@ def bucketed_rows(
     """Chunk rows of records sorted by length within windows of `window` records, each
     chunk a run of similar lengths (its records in input order) and at most max_chunk_bytes
     of input text; with token counts, the rows carry them for the runner's planner."""
-    sizes = char_lengths([r[2] for r in records]) if max_chunk_bytes else None
+    sizes = [stored_size(r[2]) for r in records] if max_chunk_bytes else None
     plan = bucket_chunks(
         records,
         lengths,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,27 +40,28 @@ def start_file(
     return row
 
 
+class WrittenFile(Protocol):
+    """What was written of a file: its bytes, its lines and their running sha256."""
+
+    size: int
+    lines: int
+    digest: Any
+
+
 def finish_file(
     *,
     session: Session,
     file_id: str,
     purpose: str,
-    size: int,
-    lines: int,
-    sha256: str,
+    written: WrittenFile,
     expires_after_seconds: float,
 ) -> File | None:
     """Mark an upload complete, with its size, line count, digest and expiry."""
     row = session.get(File, file_id)
     if row is None:
         return None
-    row.purpose, row.status, row.bytes, row.lines, row.sha256 = (
-        purpose,
-        PROCESSED,
-        size,
-        lines,
-        sha256,
-    )
+    row.purpose, row.status = purpose, PROCESSED
+    row.bytes, row.lines, row.sha256 = written.size, written.lines, written.digest.hexdigest()
     row.expires_at = row.created_at + expires_after_seconds
     session.flush()
     return row
