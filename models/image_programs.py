@@ -4,6 +4,7 @@ the preprocessing its registry entry declares."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from PIL import Image
 
 from core.contracts.spec import ImagePreprocessing, ModelSpec
 
+log = logging.getLogger(__name__)
 _RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -105,11 +107,36 @@ class ImageClassifier:
             self.multi_label = (
                 getattr(self.config, "problem_type", None) == "multi_label_classification"
             )
-        self.channels_last = spec.channels_last
-        if self.channels_last and hasattr(self.model, "to"):
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = False
         if spec.image is not None:
             self._probe(spec.name, spec.image)
+        self._choose_layout(spec)
+
+    def _choose_layout(self, spec: ModelSpec) -> None:
+        """channels_last as the entry says, or (auto) where it is measurably faster."""
+        if not hasattr(self.model, "to") or spec.channels_last is False:
+            return
+        if spec.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.channels_last = True
+            return
+        from models.image_layout import PROBE_IMAGES, prefers_channels_last
+
+        sample = Image.new("RGB", (224, 224), (120, 90, 60))
+        probe = self.preprocess([sample] * PROBE_IMAGES).to(self.device, dtype=self.dtype)
+        forward = self._forward
+        self.channels_last, gain = prefers_channels_last(self.model, forward, probe)
+        log.info(
+            "model %s: channels_last %s (%.2fx the default layout on %d probe images)",
+            spec.name,
+            "on" if self.channels_last else "off",
+            gain,
+            PROBE_IMAGES,
+        )
+
+    def _forward(self, pixels: torch.Tensor) -> Any:
+        # A transformers model takes pixel_values by name; a program, positionally.
+        return self.model(pixel_values=pixels) if self.config is not None else self.model(pixels)
 
     def _probe(self, name: str, prep: ImagePreprocessing) -> None:
         """Run a saved program on two blank images, so a program that cannot take a
@@ -134,6 +161,4 @@ class ImageClassifier:
         pixels = pixels.to(self.device, dtype=self.dtype)
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
-        # A transformers model takes pixel_values by name; a program, positionally.
-        output = self.model(pixel_values=pixels) if self.config is not None else self.model(pixels)
-        return logits_of(output).to(torch.float32)
+        return logits_of(self._forward(pixels)).to(torch.float32)

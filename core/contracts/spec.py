@@ -76,8 +76,9 @@ class ModelSpec(BaseModel):
     # model has its image processor and id2label).
     image: ImagePreprocessing | None = None
     labels: tuple[str, ...] | None = None
-    # classify_image: NHWC memory layout, which some convolutions run faster in.
-    channels_last: bool = False
+    # classify_image: NHWC memory layout, which some convolutions run faster in; unset
+    # (auto), the worker times both layouts when it loads the model and keeps the faster.
+    channels_last: bool | None = None
 
     @model_validator(mode="after")
     def _task_fields(self) -> ModelSpec:
