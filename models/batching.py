@@ -48,7 +48,8 @@ class IsolatingExecutor:
             oom, error = is_oom(exc), f"{type(exc).__name__}: {exc}"
         else:
             for pos, out in zip(positions, outputs, strict=True):
-                on_result(pos, ItemResult(output=out))
+                # A forward may give whole results (an output with its explanation).
+                on_result(pos, out if isinstance(out, ItemResult) else ItemResult(output=out))
             return
         if len(positions) == 1:
             code = "out_of_memory" if oom else "inference_error"

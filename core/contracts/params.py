@@ -35,13 +35,34 @@ class _TopLabels(BaseModel):
         return value
 
 
-class ClassifyParams(_TopLabels):
+class ExplainParams(BaseModel):
+    """An opt-in explanation of each item: integrated gradients of one label's logit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["integrated_gradients"] = "integrated_gradients"
+    steps: int = Field(default=32, ge=1, le=512, description="Interpolation points per item")
+    target: str = Field(
+        default="top",
+        min_length=1,
+        max_length=256,
+        description='"top" (each item\'s best label) or a label of the model',
+    )
+
+
+class _Explainable(_TopLabels):
+    """Labels per item, and optionally an explanation of one label per item."""
+
+    explain: ExplainParams | None = None
+
+
+class ClassifyParams(_Explainable):
     """Parameters of a classify job."""
 
     truncate: bool = True
 
 
-class ClassifyImageParams(_TopLabels):
+class ClassifyImageParams(_Explainable):
     """Parameters of a classify_image job."""
 
 

@@ -1,0 +1,79 @@
+"""Integrated gradients, batched: the attributions of k inputs, each integrated over its
+straight path from a baseline, in passes of (item, interpolation point) rows.
+
+IG_i = (x_i - b_i) * integral over a in [0, 1] of dF/dx_i (b + a (x - b)), whose sum is
+F(x) - F(b) (completeness). The integral is a Gauss-Legendre quadrature: exact for
+polynomials of degree 2 * steps - 1 along the path, so on a smooth network (GELU, softmax
+attention) the completeness error falls far faster than with the Riemann sums (error
+~ 1/steps) or the trapezoid rule (~ 1/steps^2); on a piecewise linear one (ReLU) no rule
+does better than ~ 1/steps, and Gauss-Legendre is no worse. Captum defaults to it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+# The logits (rows, labels) of a pass: its interpolated inputs, and each row's item.
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@lru_cache(maxsize=64)
+def quadrature(steps: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Gauss-Legendre nodes in (0, 1) and their weights (which sum to 1), for steps points."""
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    return tuple((nodes + 1.0) / 2.0), tuple(weights / 2.0)
+
+
+def pick_targets(logits: torch.Tensor, target: str, labels: list[str]) -> torch.Tensor:
+    """Each row's explained label: its best logit for "top", else the named label's index."""
+    if target == "top":
+        return logits.argmax(dim=-1)
+    return torch.full((len(logits),), labels.index(target), dtype=torch.long)
+
+
+def integrated_gradients(
+    score: ScoreFn,
+    inputs: torch.Tensor,
+    baselines: torch.Tensor,
+    targets: torch.Tensor,
+    steps: int,
+    rows_per_pass: int,
+) -> torch.Tensor:
+    """float32 attributions shaped like inputs (k, ...): each item's target logit,
+    integrated along its path from its baseline over `steps` points.
+
+    An item's rows only ever meet other rows in a batch that the model computes row by
+    row, so its attributions do not depend on its neighbours. A pass holds at most
+    rows_per_pass rows (an item's points may span passes), which bounds memory whatever
+    the number of steps.
+    """
+    nodes, weights = quadrature(steps)
+    diff = inputs - baselines
+    owner = torch.arange(len(inputs)).repeat_interleave(steps)
+    alpha = torch.tensor(nodes, dtype=torch.float32).repeat(len(inputs))
+    weight = torch.tensor(weights, dtype=torch.float32).repeat(len(inputs))
+    shape = (-1,) + (1,) * (inputs.dim() - 1)
+    total = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
+    device_targets = targets.to(inputs.device)
+    for start in range(0, len(owner), max(1, rows_per_pass)):
+        rows = owner[start : start + rows_per_pass].to(inputs.device)
+        a = alpha[start : start + rows_per_pass].to(inputs.device, inputs.dtype).view(shape)
+        path = (baselines[rows] + a * diff[rows]).detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = score(path, rows)
+            chosen = logits.gather(1, device_targets[rows].unsqueeze(1)).sum()
+            (grad,) = torch.autograd.grad(chosen, path)
+        w = weight[start : start + rows_per_pass].to(inputs.device).view(shape)
+        total.index_add_(0, rows, grad.to(torch.float32) * w)
+    return diff.to(torch.float32) * total
+
+
+def freeze(module: torch.nn.Module) -> None:
+    """No gradient for a model's own parameters: only the interpolated inputs take one
+    (parameters never accumulate .grad, and the backward skips their weight gradients)."""
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
