@@ -31,6 +31,13 @@ class IsolatingExecutor:
         self.max_batch_tokens = max_batch_tokens
         self.oom_events = 0
 
+    def back_off(self, budget: int) -> None:
+        """Record an OOM that a forward handled itself (at a smaller size): later plans
+        keep under budget."""
+        self.oom_events += 1
+        self.max_batch_tokens = max(1, min(self.max_batch_tokens, budget))
+        log.warning("out of memory inside a batch; budget lowered to %d", self.max_batch_tokens)
+
     def run(
         self,
         positions: Sequence[int],

@@ -58,7 +58,7 @@ class ClassifyRunner(EncoderRunner):
             params.explain,
             self.labels,
             self.pad_id,
-            self.explain_executor.max_batch_tokens,
+            self.explain_executor,
         )
         outputs = ranked_labels(logits, self.labels, params.top_k, self.multi_label)
         return [

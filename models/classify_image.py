@@ -104,7 +104,7 @@ class ClassifyImageRunner:
             pixels.to(self.device),
             params.explain,
             self.labels,
-            self.explain_executor.max_batch_tokens,
+            self.explain_executor,
         )
         outputs = ranked_labels(logits, self.labels, params.top_k, self.classifier.multi_label)
         return [

@@ -95,25 +95,34 @@ class EncoderRunner:
         tokens, character offsets, special-token mask and segments, for explanations."""
         texts = [x if isinstance(x, str) else x[0] for x in inputs]
         pairs = [None if isinstance(x, str) else x[1] for x in inputs]
-        has_pairs = any(p is not None for p in pairs)
 
-        def encode(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
-            if self._plain is None:  # a slow (Python) tokenizer: its own call
-                kw: dict[str, Any] = {"truncation": cut, "verbose": False}
-                if cut:
-                    kw["max_length"] = self.max_length
+        def encode_slow(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
+            kw: dict[str, Any] = {"truncation": cut, "verbose": False}
+            if cut:
+                kw["max_length"] = self.max_length
+            found: dict[int, dict[str, list[Any]]] = {}
+            # Texts and pairs in calls of their own: a text sent as (text, "") would get a
+            # second [SEP], and its output would depend on a pair sharing its chunk.
+            for paired in (False, True):
+                group = [i for i in idx if (pairs[i] is not None) == paired]
+                if not group:
+                    continue
                 out = self.tokenizer(
-                    [texts[i] for i in idx],
-                    [pairs[i] or "" for i in idx] if has_pairs else None,
+                    [texts[i] for i in group],
+                    [pairs[i] for i in group] if paired else None,
                     add_special_tokens=True,
                     **kw,
                 )
                 keys = [k for k in ("input_ids", "token_type_ids") if k in out]
-                return [{k: out[k][n] for k in keys} for n in range(len(idx))]
+                found.update({i: {k: out[k][n] for k in keys} for n, i in enumerate(group)})
+            return [found[i] for i in idx]
+
+        def encode(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
+            if self._plain is None:  # a slow (Python) tokenizer: its own calls
+                return encode_slow(idx, cut)
             rust = self._cut if cut else self._plain
-            batch: list[Any] = (
-                [(texts[i], pairs[i] or "") for i in idx] if has_pairs else [texts[i] for i in idx]
-            )
+            # A text alone as itself, never as (text, ""): see encode_slow.
+            batch: list[Any] = [texts[i] if pairs[i] is None else (texts[i], pairs[i]) for i in idx]
             if details:  # encode_batch_fast leaves every offset at (0, 0)
                 return [
                     {

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from models.batching import IsolatingExecutor
 from models.integrated_gradients import integrated_gradients, pick_targets
 
 GRID = 14
@@ -34,10 +35,11 @@ def explain_images(
     pixels: torch.Tensor,
     explain: Any,
     labels: list[str],
-    rows_per_pass: int,
+    executor: IsolatingExecutor,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """The logits of a micro-batch of preprocessed images (k, C, H, W) and an explanation
-    per image, in passes of at most rows_per_pass images."""
+    per image, in passes of at most the executor's budget of images (lowered there if a
+    pass runs out of memory)."""
     k = len(pixels)
     baselines = torch.zeros_like(pixels)
     with torch.no_grad():  # both ends of every path
@@ -50,7 +52,8 @@ def explain_images(
         baselines,
         targets,
         explain.steps,
-        rows_per_pass,
+        executor.max_batch_tokens,
+        executor.back_off,
     ).sum(1)
     grids = pool_grid(attributions).cpu().tolist()
     totals = attributions.to(torch.float64).sum((1, 2)).tolist()

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from models.batching import IsolatingExecutor
 from models.integrated_gradients import integrated_gradients, pick_targets
 
 
@@ -54,10 +55,11 @@ def explain_texts(
     explain: Any,
     labels: list[str],
     pad_id: int,
-    budget_tokens: int,
+    executor: IsolatingExecutor,
 ) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """The logits of one padded micro-batch and an explanation per row, in passes of at
-    most budget_tokens padded tokens."""
+    most the executor's budget of padded tokens (lowered there if a pass runs out of
+    memory)."""
     ids, mask = batch["input_ids"], batch["attention_mask"]
     types = batch.get("token_type_ids")
     embed = model.get_input_embeddings()
@@ -73,9 +75,15 @@ def explain_texts(
         ends = score(torch.cat([inputs, baselines]), torch.arange(k).repeat(2).to(ids.device))
     logits, base_logits = ends[:k], ends[k:]
     targets = pick_targets(logits.cpu(), explain.target, labels)
-    rows_per_pass = max(1, budget_tokens // ids.shape[1])
+    width = ids.shape[1]
     attributions = integrated_gradients(
-        score, inputs, baselines, targets, explain.steps, rows_per_pass
+        score,
+        inputs,
+        baselines,
+        targets,
+        explain.steps,
+        executor.max_batch_tokens // width,
+        lambda rows: executor.back_off(rows * width),
     ).sum(-1)
     per_token = attributions.cpu().tolist()
     totals = attributions.to(torch.float64).sum(-1).tolist()

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from models.batching import is_oom
+
 # The logits (rows, labels) of a pass: its interpolated inputs, and each row's item.
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,6 +44,7 @@ def integrated_gradients(
     targets: torch.Tensor,
     steps: int,
     rows_per_pass: int,
+    on_back_off: Callable[[int], None] = lambda rows: None,
 ) -> torch.Tensor:
     """float32 attributions shaped like inputs (k, ...): each item's target logit,
     integrated along its path from its baseline over `steps` points.
@@ -49,26 +52,39 @@ def integrated_gradients(
     An item's rows only ever meet other rows in a batch that the model computes row by
     row, so its attributions do not depend on its neighbours. A pass holds at most
     rows_per_pass rows (an item's points may span passes), which bounds memory whatever
-    the number of steps.
+    the number of steps; a pass that runs out of memory is retried at half the rows (so
+    one long item can still be explained), and on_back_off hears the new size.
     """
     nodes, weights = quadrature(steps)
     diff = inputs - baselines
-    owner = torch.arange(len(inputs)).repeat_interleave(steps)
-    alpha = torch.tensor(nodes, dtype=torch.float32).repeat(len(inputs))
-    weight = torch.tensor(weights, dtype=torch.float32).repeat(len(inputs))
+    owner = torch.arange(len(inputs), device=inputs.device).repeat_interleave(steps)
+    alpha = torch.tensor(nodes, dtype=inputs.dtype, device=inputs.device).repeat(len(inputs))
+    weight = torch.tensor(weights, dtype=torch.float32, device=inputs.device).repeat(len(inputs))
     shape = (-1,) + (1,) * (inputs.dim() - 1)
     total = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
-    device_targets = targets.to(inputs.device)
-    for start in range(0, len(owner), max(1, rows_per_pass)):
-        rows = owner[start : start + rows_per_pass].to(inputs.device)
-        a = alpha[start : start + rows_per_pass].to(inputs.device, inputs.dtype).view(shape)
-        path = (baselines[rows] + a * diff[rows]).detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = score(path, rows)
-            chosen = logits.gather(1, device_targets[rows].unsqueeze(1)).sum()
-            (grad,) = torch.autograd.grad(chosen, path)
-        w = weight[start : start + rows_per_pass].to(inputs.device).view(shape)
-        total.index_add_(0, rows, grad.to(torch.float32) * w)
+    targets = targets.to(inputs.device)
+    start, rows_per_pass = 0, max(1, rows_per_pass)
+    while start < len(owner):
+        part = slice(start, start + rows_per_pass)
+        rows = owner[part]
+        path = (baselines[rows] + alpha[part].view(shape) * diff[rows]).detach()
+        try:
+            with torch.enable_grad():
+                path.requires_grad_(True)
+                chosen = score(path, rows).gather(1, targets[rows].unsqueeze(1)).sum()
+                (grad,) = torch.autograd.grad(chosen, path)
+        except Exception as exc:
+            if not is_oom(exc) or rows_per_pass == 1:
+                raise
+        else:
+            total.index_add_(0, rows, grad.to(torch.float32) * weight[part].view(shape))
+            start += len(rows)
+            continue
+        # Retried out here, once the failed pass's frames (and activations) are freed.
+        rows_per_pass //= 2
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        on_back_off(rows_per_pass)
     return diff.to(torch.float32) * total
 
 
