@@ -162,6 +162,29 @@ def test_out_of_memory_in_explained_text_backs_off_and_keeps_the_explanations(te
         assert abs(a.explanation["sum"] - b.explanation["sum"]) < 1e-4 * abs(a.explanation["sum"])
 
 
+def test_a_worker_writes_the_explanation_beside_the_output(text):
+    """The item's `output` keeps the shape it has without explanations."""
+    import orjson
+
+    from core.codec import pack_inputs, unpack_lines
+    from core.store.chunk_leases import ChunkWork
+    from worker.run_chunk import render_lines, run_work
+
+    records = [(0, "a", "a fine text"), (1, "b", ["a text", "its pair"])]
+    params = {"top_k": 2, "explain": {"steps": 4, "target": "negative"}}
+    work = ChunkWork(1, "t", "j", "tiny-classify", "classify", params, inputs=pack_inputs(records))
+    lines = [
+        orjson.loads(x)
+        for x in unpack_lines(render_lines(work, run_work(text, work, lambda: False)).blob)
+    ]
+    for line in lines:
+        assert set(line) == {"custom_id", "index", "output", "usage", "explanation"}
+        assert [set(x) for x in line["output"]] == [{"label", "score"}] * 2
+        assert line["explanation"]["target"] == "negative"
+        assert set(line["explanation"]) == {"target", "tokens", "sum", "delta"}
+    assert {t["segment"] for t in lines[1]["explanation"]["tokens"]} == {0, 1}
+
+
 # -- images -----------------------------------------------------------------------------
 
 
@@ -237,3 +260,60 @@ def test_out_of_memory_in_an_explained_batch_halves_it_and_keeps_the_explanation
 def test_an_unknown_target_fails_each_item_not_the_chunk(images):
     results = images["tiny-cnn"].run(_images(3), _explain("classify_image", target="zebra"))
     assert {r.error_code for r in results} == {"invalid_params"}
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+def _jobs(cfg: Any) -> int:
+    from sqlalchemy import func, select
+
+    from core.db import read_session
+    from core.tables import Job
+
+    with read_session(cfg.database_url) as session:
+        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+@pytest.mark.parametrize(
+    ("model", "explain", "param"),
+    [
+        ("tiny-classify", {"method": "shap"}, "params.explain.method"),
+        ("tiny-classify", {"steps": 0}, "params.explain.steps"),
+        ("tiny-classify", {"steps": 513}, "params.explain.steps"),
+        ("tiny-classify", {"steps": "many"}, "params.explain.steps"),
+        ("tiny-classify", {"target": "bogus"}, "params.explain.target"),
+        ("tiny-classify", {"target": ""}, "params.explain.target"),
+        ("tiny-classify", {"baseline": "zeros"}, "params.explain.baseline"),
+        ("tiny-vit", {"target": "airplane"}, "params.explain.target"),  # a CIFAR label
+        ("tiny-cnn", {"target": "circle"}, "params.explain.target"),
+        ("tiny-embed", {}, "params.explain"),
+    ],
+)
+def test_bad_explain_params_are_a_400_before_a_job_exists(api, alice, cfg, model, explain, param):
+    image = data_url(encode(random_image(random.Random(0))))
+    body = {
+        "model": model,
+        "inputs": [{"input": "text" if model.endswith(("classify", "embed")) else image}],
+        "params": {"explain": explain},
+    }
+    r = api.post("/v1/jobs", json=body, headers=alice)
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_params", param)
+    assert _jobs(cfg) == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "target"), [("tiny-classify", "positive"), ("tiny-vit", "top"), ("tiny-cnn", "ship")]
+)
+def test_explain_params_are_kept_with_their_defaults(api, alice, model, target):
+    image = data_url(encode(random_image(random.Random(0))))
+    body = {
+        "model": model,
+        "inputs": [{"input": "text" if model == "tiny-classify" else image}],
+        "params": {"explain": {"target": target}},
+    }
+    r = api.post("/v1/jobs", json=body, headers=alice)
+    assert r.status_code == 201, r.text
+    want = {"method": "integrated_gradients", "steps": 32, "target": target}
+    assert r.json()["params"]["explain"] == want
