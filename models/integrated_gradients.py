@@ -56,9 +56,11 @@ def integrated_gradients(
     one long item can still be explained), and on_back_off hears the new size.
     """
     nodes, weights = quadrature(steps)
-    diff = inputs - baselines
+    # The path in float32 whatever the model's dtype: bf16 nodes would be off by 1e-3.
+    start32 = baselines.to(torch.float32)
+    diff = inputs.to(torch.float32) - start32
     owner = torch.arange(len(inputs), device=inputs.device).repeat_interleave(steps)
-    alpha = torch.tensor(nodes, dtype=inputs.dtype, device=inputs.device).repeat(len(inputs))
+    alpha = torch.tensor(nodes, dtype=torch.float32, device=inputs.device).repeat(len(inputs))
     weight = torch.tensor(weights, dtype=torch.float32, device=inputs.device).repeat(len(inputs))
     shape = (-1,) + (1,) * (inputs.dim() - 1)
     total = torch.zeros(inputs.shape, dtype=torch.float32, device=inputs.device)
@@ -67,7 +69,7 @@ def integrated_gradients(
     while start < len(owner):
         part = slice(start, start + rows_per_pass)
         rows = owner[part]
-        path = (baselines[rows] + alpha[part].view(shape) * diff[rows]).detach()
+        path = (start32[rows] + alpha[part].view(shape) * diff[rows]).to(inputs.dtype).detach()
         try:
             with torch.enable_grad():
                 path.requires_grad_(True)
@@ -85,7 +87,7 @@ def integrated_gradients(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         on_back_off(rows_per_pass)
-    return diff.to(torch.float32) * total
+    return diff * total
 
 
 def freeze(module: torch.nn.Module) -> None:
