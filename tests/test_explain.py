@@ -317,3 +317,29 @@ def test_explain_params_are_kept_with_their_defaults(api, alice, model, target):
     assert r.status_code == 201, r.text
     want = {"method": "integrated_gradients", "steps": 32, "target": target}
     assert r.json()["params"]["explain"] == want
+
+
+def test_an_explained_job_gets_chunks_sized_to_its_cost(api, alice, cfg):
+    """tiny-classify's chunk_size is 100 plain items; an item explained at 8 steps costs
+    26 of them, so chunks hold 3 (none of the model's chunks have been timed yet)."""
+    from sqlalchemy import select
+
+    from core.contracts.params import item_cost
+    from core.db import read_session
+    from core.tables import Chunk
+
+    assert item_cost(None) == 1 and item_cost({"explain": {"steps": 8}}) == 26
+    assert item_cost({"explain": {}}) == 98  # the default 32 steps
+    sizes = {}
+    for explain in (None, {"steps": 8}):
+        body = {
+            "model": "tiny-classify",
+            "inputs": [{"input": f"text {i}"} for i in range(12)],
+            "params": {"explain": explain} if explain else {},
+        }
+        r = api.post("/v1/jobs", json=body, headers=alice)
+        assert r.status_code == 201, r.text
+        with read_session(cfg.database_url) as session:
+            query = select(Chunk.n_items).where(Chunk.job_id == r.json()["id"])
+            sizes[bool(explain)] = sorted(session.scalars(query))
+    assert sizes == {False: [12], True: [3, 3, 3, 3]}

@@ -98,6 +98,15 @@ PARAMS_BY_TASK: dict[str, type[BaseModel]] = {
 }
 
 
+def item_cost(params: dict[str, Any] | None) -> int:
+    """What an item costs under a job's params, in plain forwards: an explanation's
+    steps + 2 forwards and steps backwards (about two forwards each); 1 without one."""
+    explain = (params or {}).get("explain")
+    if not isinstance(explain, dict):
+        return 1
+    return 3 * int(explain.get("steps", ExplainParams.model_fields["steps"].default)) + 2
+
+
 def parse_params(task: str, raw: dict[str, Any] | None) -> BaseModel:
     """Validate a job's params for its task (raises pydantic.ValidationError)."""
     return PARAMS_BY_TASK[task].model_validate(raw or {})
