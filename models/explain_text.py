@@ -33,6 +33,7 @@ def baseline_ids(
 def token_scores(enc: dict[str, list[Any]], scores: list[float]) -> list[dict[str, Any]]:
     """{token, segment, start, end, score} for each token that is not special: `segment` 0
     is the text and 1 the text_pair, and start:end indexes that string's characters."""
+    # scores is the padded row: zip stops at the encoding's own tokens.
     return [
         {
             "token": token,
