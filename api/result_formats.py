@@ -15,6 +15,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from api.explanation_columns import (
+    EXPLAINED_LAYOUTS,
+    SCALAR_COLUMNS,
+    explained_layout,
+    explanation_values,
+    parquet_fields,
+)
 from core.jsonl import LineSplitter
 from core.result_lines import is_failure, parse_result_line, result_error
 
@@ -50,6 +57,8 @@ CSV_TASK_COLUMNS = {
     "classify": ("label", "score", "labels", "scores"),
     "generate": ("text", "finish_reason"),
 }
+for _layout in EXPLAINED_LAYOUTS.values():  # explained: the scalars, not the attributions
+    CSV_TASK_COLUMNS[_layout] = (*CSV_TASK_COLUMNS["classify"], *SCALAR_COLUMNS)
 TAIL_COLUMNS = ("prompt_tokens", "completion_tokens", "truncated", "error_code", "error_message")
 TAIL_TYPES = (pa.int32(), pa.int32(), pa.bool_(), pa.string(), pa.string())
 
@@ -68,14 +77,16 @@ def _line_batches(blocks: Iterable[bytes], only_failed: bool) -> Iterator[list[b
         yield last
 
 
-def _task_values(task: str, output: Any) -> tuple[Any, ...]:
+def _task_values(task: str, output: Any, explanation: Any = None) -> tuple[Any, ...]:
     """An item's task columns as Parquet stores them (all None when the item failed)."""
     if task == "embed":
         return (output,)
-    if task == "classify":
-        if output is None:
-            return (None, None)
-        return [str(x["label"]) for x in output], [x["score"] for x in output]
+    if task != "generate":  # classify's, then an explained layout's explanation
+        labels = (None, None)
+        if output is not None:
+            labels = [str(x["label"]) for x in output], [x["score"] for x in output]
+        extra = () if task == "classify" else explanation_values(task, explanation)
+        return (*labels, *extra)
     return (None, None) if output is None else (output.get("text"), output.get("finish_reason"))
 
 
@@ -98,7 +109,7 @@ def _parse(line: bytes, task: str) -> _Row:
         tail: tuple[Any, ...] = (None, None, None, error.get("code"), error.get("message"))
     else:
         usage = item.get("usage") or {}
-        values = _task_values(task, item.get("output"))
+        values = _task_values(task, item.get("output"), item.get("explanation"))
         tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
         tail = (*tokens, bool(item.get("truncated")), None, None)
     return _Row(item["index"], item.get("custom_id"), values, tail)
@@ -112,10 +123,10 @@ def _csv_cells(task: str, row: _Row) -> list[Any]:
     """One CSV record: nested values as JSON text, booleans as true/false, nulls empty."""
     if task == "embed":
         middle: list[Any] = [_json(row.values[0])]
-    elif task == "classify":
-        labels, scores = row.values
+    elif task != "generate":  # classify, or explained (its scalars; CSV drops the rest)
+        labels, scores = row.values[:2]
         top = [labels[0], scores[0]] if labels else [None, None]
-        middle = [*top, _json(labels), _json(scores)]
+        middle = [*top, _json(labels), _json(scores), *row.values[2:5]]
     else:
         middle = list(row.values)
     truncated = row.tail[2]
@@ -142,10 +153,12 @@ def parquet_schema(task: str, dimensions: int | None) -> pa.Schema:
     """The Parquet schema of a task's results; embeddings are fixed-size lists when the
     width is known, else (no width given, none seen before the first row group) lists."""
     vector = pa.list_(pa.float32(), dimensions) if dimensions else pa.list_(pa.float32())
+    labels = [("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))]
     middle = {
         "embed": [("embedding", vector)],
-        "classify": [("labels", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))],
+        "classify": labels,
         "generate": [("text", pa.string()), ("finish_reason", pa.string())],
+        **{layout: labels + parquet_fields(layout) for layout in EXPLAINED_LAYOUTS.values()},
     }[task]
     head = [pa.field("index", pa.int64(), nullable=False), pa.field("custom_id", pa.string())]
     tail = [pa.field(name, kind) for name, kind in zip(TAIL_COLUMNS, TAIL_TYPES, strict=True)]
@@ -295,11 +308,13 @@ def encode_results(
     dimensions: int | None = None,
     only_failed: bool = False,
     row_group_rows: int = ROW_GROUP_ROWS,
+    explained: bool = False,
 ) -> Iterator[bytes]:
-    """Result-line blocks (as stream_results yields them) encoded in `fmt`, in order."""
+    """Result-line blocks (as stream_results yields them) encoded in `fmt`, in order;
+    `explained` (the job asked for explanations) adds their columns."""
     if fmt not in FORMATS or task not in TASKS:
         raise ValueError(f"unknown result format {fmt!r} or task {task!r}")
-    task = LAYOUTS[task]
+    task = explained_layout(task, explained) or LAYOUTS[task]
     if fmt == "jsonl" and not only_failed:
         return iter(blocks)
     batches = _line_batches(blocks, only_failed)

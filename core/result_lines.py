@@ -1,7 +1,8 @@
 """The result-line contract, in one place: a result line is `{"custom_id", "index",
-"output"}` (with `usage`, and `truncated` when it was) or `{"custom_id", "index", "error":
-{"code", "message"}}`, one JSON object written by orjson. Writers build lines here; readers
-parse them, find their index and tell failures here."""
+"output"}` (with `usage`, `truncated` when it was, and `explanation` when the job asked for
+one) or `{"custom_id", "index", "error": {"code", "message"}}`, one JSON object written by
+orjson. Writers build lines here; readers parse them, find their index and tell failures
+here."""
 
 from __future__ import annotations
 
@@ -16,13 +17,17 @@ def result_line(
     output: Any,
     usage: dict[str, int] | None = None,
     truncated: bool = False,
+    explanation: Any = None,
 ) -> bytes:
-    """One successful result line (with its token usage; `truncated` only when it was)."""
+    """One successful result line (with its token usage; `truncated` only when it was, and
+    `explanation` only when there is one)."""
     line: dict[str, Any] = {"custom_id": custom_id, "index": index, "output": output}
     if usage is not None:
         line["usage"] = usage
     if truncated:
         line["truncated"] = True
+    if explanation is not None:
+        line["explanation"] = explanation
     return orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY)
 
 

@@ -31,6 +31,13 @@ class IsolatingExecutor:
         self.max_batch_tokens = max_batch_tokens
         self.oom_events = 0
 
+    def back_off(self, budget: int) -> None:
+        """Record an OOM that a forward handled itself (at a smaller size): later plans
+        keep under budget."""
+        self.oom_events += 1
+        self.max_batch_tokens = max(1, min(self.max_batch_tokens, budget))
+        log.warning("out of memory inside a batch; budget lowered to %d", self.max_batch_tokens)
+
     def run(
         self,
         positions: Sequence[int],
@@ -48,7 +55,8 @@ class IsolatingExecutor:
             oom, error = is_oom(exc), f"{type(exc).__name__}: {exc}"
         else:
             for pos, out in zip(positions, outputs, strict=True):
-                on_result(pos, ItemResult(output=out))
+                # A forward may give whole results (an output with its explanation).
+                on_result(pos, out if isinstance(out, ItemResult) else ItemResult(output=out))
             return
         if len(positions) == 1:
             code = "out_of_memory" if oom else "inference_error"

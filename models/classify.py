@@ -11,6 +11,9 @@ import torch
 
 from core.contracts.spec import ModelSpec
 from models.encoder import EncoderRunner
+from models.explain_text import explain_texts
+from models.integrated_gradients import freeze
+from models.results import ItemResult
 
 
 class ClassifyRunner(EncoderRunner):
@@ -28,6 +31,40 @@ class ClassifyRunner(EncoderRunner):
         self.multi_label = (
             getattr(self.config, "problem_type", None) == "multi_label_classification"
         )
+        freeze(self.model)
+
+    def cost_factor(self, params: Any) -> int:
+        """Passes per item: an explanation's interpolation steps and its path's two ends
+        (at least 3), else 1."""
+        explain = getattr(params, "explain", None)
+        return 1 if explain is None else int(explain.steps) + 2
+
+    def forward_encoded(self, encodings: Sequence[dict[str, list[Any]]], params: Any) -> list[Any]:
+        """Labels per row; with params.explain, each with its explanation."""
+        if params.explain is None:
+            return super().forward_encoded(encodings, params)
+        if any("offsets" not in enc for enc in encodings):
+            message = "explanations need a fast (Rust) tokenizer, for token offsets"
+            return [ItemResult(error_code="explain_unsupported", error_message=message)] * len(
+                encodings
+            )
+        if params.explain.target not in ("top", *self.labels):
+            message = f"{self.spec.name} has no label {params.explain.target!r}"
+            return [ItemResult(error_code="invalid_params", error_message=message)] * len(encodings)
+        logits, explanations = explain_texts(
+            self.model,
+            self.tensors(encodings),
+            encodings,
+            params.explain,
+            self.labels,
+            self.pad_id,
+            self.explain_executor,
+        )
+        outputs = ranked_labels(logits, self.labels, params.top_k, self.multi_label)
+        return [
+            ItemResult(output=out, explanation=why)
+            for out, why in zip(outputs, explanations, strict=True)
+        ]
 
     def forward(self, batch: dict[str, torch.Tensor], params: Any) -> list[Any]:
         """Top-k labels with scores per row, best first."""

@@ -17,7 +17,9 @@ from core.contracts.spec import ModelSpec
 from models.batching import IsolatingExecutor
 from models.classify import ranked_labels
 from models.device import pick_device, pick_dtype, tune_for_varied_shapes
+from models.explain_images import explain_images
 from models.image_programs import ImageClassifier
+from models.integrated_gradients import freeze
 from models.results import Cancelled, ItemResult, filled
 
 # What a micro-batch's preparation gives: (positions decoded, their pixels), and the
@@ -67,6 +69,10 @@ class ClassifyImageRunner:
             limits = ImageLimits(cfg.max_image_bytes, cfg.max_image_pixels)
         self.limits = limits
         self.executor = IsolatingExecutor(spec.batch_images(self.device.type))
+        # Explained batches back off on their own: a backward holds far more memory.
+        self.explain_executor = IsolatingExecutor(spec.batch_images(self.device.type))
+        if isinstance(self.classifier.model, torch.nn.Module):
+            freeze(self.classifier.model)
 
     def prepare(self, inputs: Sequence[str], positions: Sequence[int]) -> Prepared:
         """Decode and preprocess one micro-batch; an image that fails is set aside."""
@@ -88,6 +94,24 @@ class ClassifyImageRunner:
         logits = self.classifier.logits(pixels)
         return ranked_labels(logits, self.labels, params.top_k, self.classifier.multi_label)
 
+    def explain(self, pixels: torch.Tensor, params: Any) -> list[ItemResult]:
+        """Top-k labels per image, each with its explanation (params.explain)."""
+        if params.explain.target not in ("top", *self.labels):
+            message = f"{self.spec.name} has no label {params.explain.target!r}"
+            return [ItemResult(error_code="invalid_params", error_message=message)] * len(pixels)
+        logits, explanations = explain_images(
+            self.classifier.logits,
+            pixels.to(self.device),
+            params.explain,
+            self.labels,
+            self.explain_executor,
+        )
+        outputs = ranked_labels(logits, self.labels, params.top_k, self.classifier.multi_label)
+        return [
+            ItemResult(output=out, explanation=why)
+            for out, why in zip(outputs, explanations, strict=True)
+        ]
+
     def run(
         self,
         inputs: Sequence[str],
@@ -102,7 +126,11 @@ class ClassifyImageRunner:
         def record(pos: int, result: ItemResult) -> None:
             results[pos] = result
 
-        plan = plan_images(len(inputs), self.executor.max_batch_tokens)
+        # An explained image costs its steps and its path's two ends in passes.
+        cost = 1 if params.explain is None else params.explain.steps + 2
+        executor = self.executor if cost == 1 else self.explain_executor
+        forward = self.forward if cost == 1 else self.explain
+        plan = plan_images(len(inputs), max(1, executor.max_batch_tokens // cost))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as ahead:
             upcoming: Future[Prepared] | None = (
                 ahead.submit(self.prepare, inputs, plan[0]) if plan else None
@@ -119,11 +147,12 @@ class ClassifyImageRunner:
                     record(pos, ItemResult(error_code=exc.code, error_message=exc.message))
                 if pixels is None:
                     continue
-                with torch.inference_mode():
-                    self.executor.run(
+                # Explanations need autograd, which inference mode forbids.
+                with torch.inference_mode(cost == 1):
+                    executor.run(
                         list(range(len(kept))),
-                        lambda picked, px=pixels: self.forward(px[list(picked)], params),
+                        lambda picked, px=pixels: forward(px[list(picked)], params),
                         lambda row, result, kept=kept: record(kept[row], result),
-                        1,
+                        cost,
                     )
         return filled(results)

@@ -85,33 +85,56 @@ class EncoderRunner:
         # BERT-likes take segment ids; MPNet, DistilBERT and others raise if given them.
         self.takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
         self.executor = IsolatingExecutor(spec.batch_tokens(self.device.type))
+        self.explain_executor = IsolatingExecutor(spec.batch_tokens(self.device.type))
 
     def tokenize(
-        self, inputs: Sequence[TextInput], truncate: bool
-    ) -> tuple[list[dict[str, list[int]]], list[int]]:
+        self, inputs: Sequence[TextInput], truncate: bool, details: bool = False
+    ) -> tuple[list[dict[str, list[Any]]], list[int]]:
         """Encodings per input (cut to max_length when truncating), and each one's full
-        token count before any cut."""
+        token count before any cut. With details (a fast tokenizer only), each also has its
+        tokens, character offsets, special-token mask and segments, for explanations."""
         texts = [x if isinstance(x, str) else x[0] for x in inputs]
         pairs = [None if isinstance(x, str) else x[1] for x in inputs]
-        has_pairs = any(p is not None for p in pairs)
 
-        def encode(idx: Sequence[int], cut: bool) -> list[dict[str, list[int]]]:
-            if self._plain is None:  # a slow (Python) tokenizer: its own call
-                kw: dict[str, Any] = {"truncation": cut, "verbose": False}
-                if cut:
-                    kw["max_length"] = self.max_length
+        def encode_slow(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
+            kw: dict[str, Any] = {"truncation": cut, "verbose": False}
+            if cut:
+                kw["max_length"] = self.max_length
+            found: dict[int, dict[str, list[Any]]] = {}
+            # Texts and pairs in calls of their own: a text sent as (text, "") would get a
+            # second [SEP], and its output would depend on a pair sharing its chunk.
+            for paired in (False, True):
+                group = [i for i in idx if (pairs[i] is not None) == paired]
+                if not group:
+                    continue
                 out = self.tokenizer(
-                    [texts[i] for i in idx],
-                    [pairs[i] or "" for i in idx] if has_pairs else None,
+                    [texts[i] for i in group],
+                    [pairs[i] for i in group] if paired else None,
                     add_special_tokens=True,
                     **kw,
                 )
                 keys = [k for k in ("input_ids", "token_type_ids") if k in out]
-                return [{k: out[k][n] for k in keys} for n in range(len(idx))]
+                found.update({i: {k: out[k][n] for k in keys} for n, i in enumerate(group)})
+            return [found[i] for i in idx]
+
+        def encode(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
+            if self._plain is None:  # a slow (Python) tokenizer: its own calls
+                return encode_slow(idx, cut)
             rust = self._cut if cut else self._plain
-            batch: list[Any] = (
-                [(texts[i], pairs[i] or "") for i in idx] if has_pairs else [texts[i] for i in idx]
-            )
+            # A text alone as itself, never as (text, ""): see encode_slow.
+            batch: list[Any] = [texts[i] if pairs[i] is None else (texts[i], pairs[i]) for i in idx]
+            if details:  # encode_batch_fast leaves every offset at (0, 0)
+                return [
+                    {
+                        "input_ids": e.ids,
+                        "token_type_ids": e.type_ids,
+                        "tokens": e.tokens,
+                        "offsets": e.offsets,
+                        "special": e.special_tokens_mask,
+                        "segments": e.sequence_ids,
+                    }
+                    for e in rust.encode_batch(batch, add_special_tokens=True)
+                ]
             return [
                 {"input_ids": e.ids, "token_type_ids": e.type_ids}
                 for e in rust.encode_batch_fast(batch, add_special_tokens=True)
@@ -126,18 +149,32 @@ class EncoderRunner:
                     encodings[i] = enc
         return encodings, full
 
-    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
+    def plan(self, lengths: Sequence[int], cost_factor: int = 1) -> list[list[int]]:
         """Micro-batches for token lengths under the current budget. On a CPU each batch's
         fixed cost is priced at 1/64 of the budget in tokens, and the planner trades padding
         against batch count (at 2,048 tokens, 32 per batch: all-MiniLM-L6-v2 in bf16 ran its
         chunks 3.4% faster than with batches filled to the budget, against 0.6% at 16 and
         2.5% at 64). On a GPU, where a batch's launch costs far more tokens, each batch is
         filled to the budget."""
-        budget = self.executor.max_batch_tokens
+        budget = max(1, self.executor_for(cost_factor).max_batch_tokens // cost_factor)
         overhead = batch_overhead_tokens(self.device.type, budget)
         return plan_batches(lengths, budget, overhead_tokens=overhead)
 
-    def tensors(self, encodings: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def executor_for(self, cost_factor: int) -> IsolatingExecutor:
+        """The executor of plain batches, or (cost_factor > 1: each item costs that many
+        forwards) of explained ones, whose budget an OOM lowers on its own."""
+        return self.executor if cost_factor == 1 else self.explain_executor
+
+    def cost_factor(self, params: Any) -> int:
+        """Passes per item: 1 for a plain run; more (always) where params ask for
+        explanations, which then run with autograd on the explain executor."""
+        return 1
+
+    def forward_encoded(self, encodings: Sequence[dict[str, list[Any]]], params: Any) -> list[Any]:
+        """Outputs (or whole ItemResults) for one micro-batch of encodings."""
+        return self.forward(self.tensors(encodings), params)
+
+    def tensors(self, encodings: Sequence[dict[str, list[Any]]]) -> dict[str, torch.Tensor]:
         """Right-padded model inputs for a micro-batch."""
         width = max(len(e["input_ids"]) for e in encodings)
         ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
@@ -173,7 +210,9 @@ class EncoderRunner:
         Otherwise the chunk is tokenised first, in one batched call over every core.
         """
         truncate = getattr(params, "truncate", True)
-        encodings: list[dict[str, list[int]]] | None = None
+        factor = self.cost_factor(params)
+        details = factor > 1
+        encodings: list[dict[str, list[Any]]] | None = None
         ahead = overlaps_tokenizing(self.device, torch.get_num_threads(), usable_cpus())
         if ahead and token_counts is not None and len(token_counts) == len(inputs):
             full = list(token_counts)
@@ -185,7 +224,7 @@ class EncoderRunner:
                 for i, n in zip(too_long, exact, strict=True):
                     full[i] = n
         else:
-            encodings, full = self.tokenize(inputs, truncate)
+            encodings, full = self.tokenize(inputs, truncate, details)
         results: list[ItemResult | None] = [None] * len(inputs)
         runnable: list[int] = []
         for i, n in enumerate(full):
@@ -200,19 +239,20 @@ class EncoderRunner:
                 runnable.append(i)
         lengths = [min(full[i], self.max_length) for i in runnable]
 
-        def fetch(batch: Sequence[int]) -> dict[int, dict[str, list[int]]]:
+        def fetch(batch: Sequence[int]) -> dict[int, dict[str, list[Any]]]:
             if encodings is not None:
                 return {p: encodings[runnable[p]] for p in batch}
-            encoded = self.tokenize([inputs[runnable[p]] for p in batch], truncate)[0]
+            encoded = self.tokenize([inputs[runnable[p]] for p in batch], truncate, details)[0]
             return dict(zip(batch, encoded, strict=True))
 
         def record(pos: int, result: ItemResult) -> None:
             i = runnable[pos]
             results[i] = result.with_usage(lengths[pos], truncated=full[i] > lengths[pos])
 
-        plan = self.plan(lengths)
+        plan = self.plan(lengths, factor)
+        executor = self.executor_for(factor)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as ahead:
-            upcoming: Future[dict[int, dict[str, list[int]]]] | None = (
+            upcoming: Future[dict[int, dict[str, list[Any]]]] | None = (
                 ahead.submit(fetch, plan[0]) if plan else None
             )
             for k, batch in enumerate(plan):
@@ -221,13 +261,14 @@ class EncoderRunner:
                 assert upcoming is not None
                 encoded = upcoming.result()
                 upcoming = ahead.submit(fetch, plan[k + 1]) if k + 1 < len(plan) else None
-                with torch.inference_mode():
-                    self.executor.run(
+                # Explanations need autograd, which inference mode forbids.
+                with torch.inference_mode(factor == 1):
+                    executor.run(
                         batch,
-                        lambda positions, enc=encoded: self.forward(
-                            self.tensors([enc[p] for p in positions]), params
+                        lambda positions, enc=encoded: self.forward_encoded(
+                            [enc[p] for p in positions], params
                         ),
                         record,
-                        max(lengths[p] for p in batch),
+                        max(lengths[p] for p in batch) * factor,
                     )
         return filled(results)

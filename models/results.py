@@ -9,13 +9,15 @@ from typing import Any
 @dataclass(frozen=True)
 class ItemResult:
     """One item's outcome: `output` on success, else `error_code` and `error_message`;
-    its token usage, and whether its input was cut to the model's max_length."""
+    its token usage, whether its input was cut to the model's max_length, and its
+    explanation when the job asked for one."""
 
     output: Any = None
     error_code: str | None = None
     error_message: str | None = None
     usage: dict[str, int] | None = None
     truncated: bool = False
+    explanation: Any = None
 
     @property
     def ok(self) -> bool:

@@ -103,3 +103,16 @@ def test_input_shapes():
             check_input("classify", bad)
     with pytest.raises(ValueError):
         check_input("embed", {"text": "a"})
+
+
+def test_a_text_gives_the_same_result_beside_a_pair(single):
+    """A text in a chunk with text pairs is encoded alone, not as (text, ""), which would
+    add a second [SEP] and change its scores and token count."""
+    texts = bench_texts(6, seed=10)
+    alone = single.run(texts, ClassifyParams(top_k="all"))
+    mixed = single.run([*texts, ["the cat sat", "on the mat"]], ClassifyParams(top_k="all"))
+    for a, b in zip(alone, mixed[:-1], strict=True):
+        assert a.usage == b.usage
+        assert all(
+            abs(x["score"] - y["score"]) < 1e-6 for x, y in zip(a.output, b.output, strict=True)
+        )

@@ -143,9 +143,9 @@ def test_next_batch_is_tokenised_while_the_current_one_runs(registry_file, monke
     events: list[tuple[str, float, int, str]] = []
     tokenize, forward = runner.tokenize, runner.forward
 
-    def logged_tokenize(items, truncate):
+    def logged_tokenize(items, truncate, details=False):
         events.append(("tok", time.perf_counter(), len(items), threading.current_thread().name))
-        return tokenize(items, truncate)
+        return tokenize(items, truncate, details)
 
     def slow_forward(batch, params):
         events.append(("fwd-start", time.perf_counter(), 0, ""))
@@ -182,9 +182,9 @@ def test_without_a_spare_core_the_chunk_is_tokenised_first_in_one_call(tiny, mon
     calls: list[tuple[int, str]] = []
     tokenize = tiny.tokenize
 
-    def logged_tokenize(items, truncate):
+    def logged_tokenize(items, truncate, details=False):
         calls.append((len(items), threading.current_thread().name))
-        return tokenize(items, truncate)
+        return tokenize(items, truncate, details)
 
     monkeypatch.setattr(tiny, "tokenize", logged_tokenize)
     ahead = tiny.run(texts, EmbedParams(), token_counts=counter_for(tiny.spec)(texts))

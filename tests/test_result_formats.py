@@ -167,6 +167,47 @@ def test_classify_and_generate_parquet():
     assert table.column("error_code").to_pylist() == [None, None, "input_too_long"]
 
 
+TOKENS = [
+    {"token": "good", "segment": 0, "start": 0, "end": 4, "score": 0.5},
+    {"token": "##s", "segment": 1, "start": 4, "end": 5, "score": -0.25},
+]
+GRID = [[0.5, -0.25], [0.125, 0.0]]
+
+
+def _explained_line(i, image=False):
+    """A classify result with its explanation (a grid for an image, else tokens)."""
+    if i == 1:
+        return error_line(i, f"c{i}", "inference_error", "boom")
+    out = [{"label": "positive", "score": 0.75}, {"label": "negative", "score": 0.25}]
+    why = {"target": "positive", "sum": 0.375 + i, "delta": 0.375 + i}
+    why |= {"grid": GRID} if image else {"tokens": TOKENS}
+    usage = None if image else {"prompt_tokens": 5, "completion_tokens": 0}
+    return result_line(i, f"c{i}", out, usage, explanation=why)
+
+
+def test_explained_parquet_holds_attributions_typed_and_csv_their_scalars():
+    lines = [_explained_line(i) for i in range(3)]
+    _, table = _parquet(_encode(lines, fmt="parquet", task="classify", explained=True))
+    scalars = ["explain_target", "explain_sum", "explain_delta"]
+    assert table.schema.names == ["index", "custom_id", "labels", "scores", *scalars,
+                                  "explain_tokens", *TAIL]  # fmt: skip
+    assert table.schema.field("explain_tokens").type.value_type.field("score").type == pa.float32()
+    assert table.column("explain_tokens").to_pylist() == [TOKENS, None, TOKENS]
+    assert table.column("explain_sum").to_pylist() == [0.375, None, 2.375]
+    assert table.column("explain_target").to_pylist() == ["positive", None, "positive"]
+    images = [_explained_line(i, image=True) for i in range(3)]
+    _, table = _parquet(_encode(images, fmt="parquet", task="classify_image", explained=True))
+    assert table.schema.field("explain_grid").type == pa.list_(pa.list_(pa.float32()))
+    assert table.column("explain_grid").to_pylist() == [GRID, None, GRID]
+    for task, source in (("classify", lines), ("classify_image", images)):
+        rows = _csv(_encode(source, fmt="csv", task=task, explained=True))
+        assert list(rows[0])[2:9] == ["label", "score", "labels", "scores", *scalars]
+        assert (rows[2]["explain_target"], rows[2]["explain_delta"]) == ("positive", "2.375")
+        assert rows[1]["explain_sum"] == "" and rows[1]["error_code"] == "inference_error"
+    plain = _parquet(_encode(lines, fmt="parquet", task="classify"))[1]  # a job without explain
+    assert "explain_sum" not in plain.schema.names
+
+
 def test_csv_columns_and_quoting_per_task():
     rows = _csv(_encode([_embed_line(i) for i in range(3)], fmt="csv", task="embed"))
     assert list(rows[0]) == ["index", "custom_id", "embedding", *TAIL]
@@ -299,6 +340,18 @@ def test_route_serves_classify_csv_and_partial_results_of_a_running_job(api, ali
     rows = _csv(r.content)
     assert [int(row["index"]) for row in rows] == done  # the finished chunk, in input order
     assert all(row["label"] == "positive" for row in rows if row["index"] != "1")
+
+
+def test_route_serves_explanations_of_an_explained_job(api, alice, cfg):
+    job_id = _submit(api, alice, "tiny-classify", 3, params={"explain": {"steps": 8}})
+    _run_chunks(cfg.database_url, "tiny-classify", _explained_line)
+    url = f"/v1/jobs/{job_id}/results"
+    table = _parquet(api.get(url, params={"format": "parquet"}, headers=alice).content)[1]
+    assert table.column("explain_tokens").to_pylist() == [TOKENS, None, TOKENS]
+    rows = _csv(api.get(url, params={"format": "csv"}, headers=alice).content)
+    assert [r["explain_sum"] for r in rows] == ["0.375", "", "2.375"]
+    lines = api.get(url, headers=alice).content.splitlines()
+    assert orjson.loads(lines[2])["explanation"]["tokens"] == TOKENS
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any
 from core.blobs import storage_named
 from core.chunking import chunk_size_for
 from core.contracts.items import ItemInvalid, ItemLimits
-from core.contracts.params import parse_params
+from core.contracts.params import item_cost, parse_params
 from core.db import read_session, write_session
 from core.errors import LeaseLost
 from core.jsonl import LineError, is_blank, parse_object, split_lines
@@ -53,6 +53,7 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
         file = session.get(File, job.input_file_id) if job.input_file_id else None
         clear_chunks(session=session, job_id=job_id)  # an earlier attempt's, if any
         model, skip, endpoint = job.model, job.on_invalid == "skip", job.endpoint
+        cost = item_cost(job.params)
         picked_up = time.time() - job.created_at
         file_id, storage_name = (file.id, file.storage) if file else (None, "db")
         usable = file is not None and file.status == PROCESSED
@@ -86,7 +87,7 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
     # the chunk size is first needed when that window is cut.
     sizing = ThreadPoolExecutor(1, thread_name_prefix="ingest-sizing")
     chunk_size = sizing.submit(
-        _chunk_size, ctx, runner, storage.read(file_id or ""), check, endpoint
+        _chunk_size, ctx, runner, storage.read(file_id or ""), check, endpoint, cost
     )
     sizing.shutdown(wait=False)
     waited = 0.0
@@ -201,14 +202,17 @@ def _chunk_size(
     blocks: Iterator[bytes],
     check: Callable[[dict[str, Any]], tuple[str | None, Any]],
     endpoint: str | None,
+    cost: int = 1,
 ) -> int:
-    """Items per chunk for this job: about chunk_target_seconds of the model's compute."""
-    return chunk_size_for(
+    """Items per chunk for this job: about chunk_target_seconds of the model's compute,
+    over the cost of one of its items (in plain items: an explained one costs many)."""
+    size = chunk_size_for(
         _item_seconds(ctx, runner, blocks, check, endpoint),
         default=runner.spec.chunk_size,
         target_seconds=ctx.cfg.chunk_target_seconds,
         max_items=ctx.cfg.max_chunk_items,
     )
+    return max(1, size // cost)
 
 
 def _item_seconds(

@@ -53,7 +53,9 @@ def render_lines(work: ChunkWork, results: list[ItemResult], threads: int = 0) -
             prompt += res.usage.get("prompt_tokens", 0)
             completion += res.usage.get("completion_tokens", 0)
         if res.ok:
-            lines.append(result_line(index, custom_id, res.output, res.usage, res.truncated))
+            lines.append(
+                result_line(index, custom_id, res.output, res.usage, res.truncated, res.explanation)
+            )
         else:
             failed += 1
             lines.append(

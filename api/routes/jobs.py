@@ -149,7 +149,12 @@ def job_results(
     info = FORMATS[fmt]
     return StreamingResponse(
         encode_results(
-            blocks, fmt=fmt, task=job.task, dimensions=dimensions, only_failed=only == "failed"
+            blocks,
+            fmt=fmt,
+            task=job.task,
+            dimensions=dimensions,
+            only_failed=only == "failed",
+            explained=bool((job.params or {}).get("explain")),
         ),
         media_type=info.media_type,
         headers={

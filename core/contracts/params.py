@@ -35,13 +35,34 @@ class _TopLabels(BaseModel):
         return value
 
 
-class ClassifyParams(_TopLabels):
+class ExplainParams(BaseModel):
+    """An opt-in explanation of each item: integrated gradients of one label's logit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["integrated_gradients"] = "integrated_gradients"
+    steps: int = Field(default=32, ge=1, le=512, description="Interpolation points per item")
+    target: str = Field(
+        default="top",
+        min_length=1,
+        max_length=256,
+        description='"top" (each item\'s best label) or a label of the model',
+    )
+
+
+class _Explainable(_TopLabels):
+    """Labels per item, and optionally an explanation of one label per item."""
+
+    explain: ExplainParams | None = None
+
+
+class ClassifyParams(_Explainable):
     """Parameters of a classify job."""
 
     truncate: bool = True
 
 
-class ClassifyImageParams(_TopLabels):
+class ClassifyImageParams(_Explainable):
     """Parameters of a classify_image job."""
 
 
@@ -75,6 +96,15 @@ PARAMS_BY_TASK: dict[str, type[BaseModel]] = {
     "generate": GenerateParams,
     "classify_image": ClassifyImageParams,
 }
+
+
+def item_cost(params: dict[str, Any] | None) -> int:
+    """What an item costs under a job's params, in plain forwards: an explanation's
+    steps + 2 forwards and steps backwards (about two forwards each); 1 without one."""
+    explain = (params or {}).get("explain")
+    if not isinstance(explain, dict):
+        return 1
+    return 3 * int(explain.get("steps", ExplainParams.model_fields["steps"].default)) + 2
 
 
 def parse_params(task: str, raw: dict[str, Any] | None) -> BaseModel:

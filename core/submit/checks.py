@@ -82,6 +82,15 @@ def check_params(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
             code="invalid_params",
             param="params.max_new_tokens",
         )
+    target = (parsed.get("explain") or {}).get("target", "top")
+    labels = spec.label_names()
+    if target != "top" and labels is not None and target not in labels:
+        raise InvalidInput(
+            f"params.explain.target: {spec.name} has no label {target!r} (its labels: "
+            f"{', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''})",
+            code="invalid_params",
+            param="params.explain.target",
+        )
     width = spec.output_size()
     if parsed.get("dimensions") and width and parsed["dimensions"] > width:
         raise InvalidInput(

@@ -14,6 +14,7 @@ from redis import Redis
 from core import states
 from core.chunking import chunk_size_for
 from core.config import Settings
+from core.contracts.params import item_cost
 from core.contracts.spec import ModelSpec
 from core.db import read_session, write_session
 from core.errors import Conflict, NotFound
@@ -89,16 +90,18 @@ def announce(sub: Submitter, model: str) -> None:
     nudge_dispatch(sub.redis, prefix=sub.cfg.redis_prefix, model=model)
 
 
-def chunk_size(cfg: Settings, model: str, default: int) -> int:
-    """The model's chunk_size, grown to about chunk_target_seconds of its recent compute."""
+def chunk_size(cfg: Settings, model: str, default: int, cost: int = 1) -> int:
+    """The model's chunk_size, grown to about chunk_target_seconds of its recent compute,
+    over the cost of an item (in plain items: an explained one costs many)."""
     with read_session(cfg.database_url) as session:
         per_item = item_seconds(session=session, model=model)
-    return chunk_size_for(
+    size = chunk_size_for(
         per_item,
         default=default,
         target_seconds=cfg.chunk_target_seconds,
         max_items=cfg.max_chunk_items,
     )
+    return max(1, size // cost)
 
 
 def retention_seconds(cfg: Settings, expires_after: int | None) -> float:
@@ -150,7 +153,7 @@ def submit_inline(
             params=params,
             priority=options.priority,
             metadata=dict(options.metadata),
-            chunk_size=chunk_size(cfg, spec.name, spec.chunk_size),
+            chunk_size=chunk_size(cfg, spec.name, spec.chunk_size, item_cost(params)),
             expires_after_seconds=retention_seconds(cfg, options.expires_after),
             lengths=lengths,
             lengths_are_tokens=are_tokens,
@@ -220,7 +223,9 @@ def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
             params=job.params,
             priority=job.priority,
             metadata=job.meta,
-            chunk_size=chunk_size(cfg, job.model, spec.chunk_size if spec else 512),
+            chunk_size=chunk_size(
+                cfg, job.model, spec.chunk_size if spec else 512, item_cost(job.params)
+            ),
             expires_after_seconds=cfg.job_retention_days * 86400,
             lengths=lengths,
             lengths_are_tokens=are_tokens,
