@@ -41,8 +41,11 @@ def prefers_channels_last(
     layout chosen."""
     with torch.inference_mode():
         default = best_seconds(lambda: forward(probe))
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        nhwc = probe.contiguous(memory_format=torch.channels_last)
+    # Converted outside inference mode: parameters made there could never take part in
+    # autograd again, and explanations need their gradients to flow.
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    nhwc = probe.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
         last = best_seconds(lambda: forward(nhwc))
     gain = default / last if last > 0 else 1.0
     if gain < MIN_GAIN:

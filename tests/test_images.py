@@ -310,3 +310,24 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_lower_budget(registry):
     assert sizes[0] == 64 and max(s for s in sizes if s <= 16) == 16  # the fault landed
     assert runner.executor.oom_events >= 1 and runner.executor.max_batch_tokens <= 32
     assert [r.output for r in got] == [r.output for r in clean]
+
+
+@pytest.mark.parametrize("name", ["tiny-resnet", "tiny-cnn", "tiny-cnn-script"])
+def test_either_memory_layout_gives_the_same_scores(registry, name, caplog):
+    from models.classify_image import ClassifyImageRunner
+
+    values = _data(_images(16, seed=11))
+    got = {}
+    for layout in (False, True, None):  # None: auto, timed on a probe batch at load
+        spec = registry[name].model_copy(update={"channels_last": layout})
+        with caplog.at_level("INFO", logger="models.image_programs"):
+            runner = ClassifyImageRunner(spec, limits=LIMITS)
+        if layout is not None:
+            assert runner.classifier.channels_last is layout
+        got[layout] = runner.run(values, _params(top_k="all"))
+    assert f"model {name}: channels_last" in caplog.text  # auto said what it chose
+    for row in range(16):
+        for layout in (True, None):
+            ours = {e["label"]: e["score"] for e in got[layout][row].output}
+            for entry in got[False][row].output:
+                assert abs(ours[entry["label"]] - entry["score"]) < 1e-5
