@@ -94,7 +94,8 @@ class EncoderRunner:
         token count before any cut. With details (a fast tokenizer only), each also has its
         tokens, character offsets, special-token mask and segments, for explanations."""
         texts = [x if isinstance(x, str) else x[0] for x in inputs]
-        pairs = [None if isinstance(x, str) else x[1] for x in inputs]
+        # An empty text_pair is no pair, as transformers' tokenizers (and pipelines) take it.
+        pairs = [None if isinstance(x, str) or not x[1] else x[1] for x in inputs]
 
         def encode_slow(idx: Sequence[int], cut: bool) -> list[dict[str, list[Any]]]:
             kw: dict[str, Any] = {"truncation": cut, "verbose": False}

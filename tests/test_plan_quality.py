@@ -81,13 +81,15 @@ def test_fallbacks_without_a_tokenizer(tmp_path: Path):
 
 
 def _reference(tokenizer, inputs, max_length, cut):
-    """transformers' own call, the way the runner called it before it used the Rust core."""
-    texts = [x if isinstance(x, str) else x[0] for x in inputs]
-    pairs = [None if isinstance(x, str) else x[1] for x in inputs]
-    has_pairs = any(p is not None for p in pairs)
+    """transformers' own call on each input as the text-classification pipeline makes it:
+    a text alone, a pair as (text, text_pair); a text beside pairs is still a text alone."""
     kw = {"truncation": True, "max_length": max_length} if cut else {"truncation": False}
-    out = tokenizer(texts, [p or "" for p in pairs] if has_pairs else None, verbose=False, **kw)
-    return out["input_ids"], out.get("token_type_ids")
+    ids, types = [], []
+    for x in inputs:
+        out = tokenizer(x, verbose=False, **kw) if isinstance(x, str) else tokenizer(*x, **kw)
+        ids.append(out["input_ids"])
+        types.append(out.get("token_type_ids"))
+    return ids, (None if any(t is None for t in types) else types)
 
 
 def test_runner_tokenises_as_transformers_does(registry_file: Path):

@@ -27,7 +27,7 @@ def _encodable(item: Any) -> str | tuple[str, str]:
         return item
     if isinstance(item, dict):  # a generate prompt or chat: count its text
         return " ".join(input_texts(item))
-    return (item[0], item[1])
+    return (item[0], item[1]) if item[1] else item[0]  # an empty pair is no pair
 
 
 def char_lengths(inputs: Sequence[Any]) -> list[int]:

@@ -22,8 +22,8 @@ if os.environ.get("SLUICE_TEST_FAULTS") == "1":
             os._exit(137)
         return _run(self, inputs, *args, **kwargs)
 
-    def tokenize(self, inputs, truncate):
-        encodings, full = _tokenize(self, inputs, truncate)
+    def tokenize(self, inputs, truncate, *args, **kwargs):
+        encodings, full = _tokenize(self, inputs, truncate, *args, **kwargs)
         for item, enc in zip(inputs, encodings, strict=True):
             if "<<raise>>" in _text(item):
                 enc["poison"] = [1]
