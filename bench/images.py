@@ -16,7 +16,6 @@ JPEG, sent as data URLs; everyone decodes them (the pipeline gets the same base6
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import random
 import sys
@@ -89,6 +88,7 @@ def build_model(kind: str, root: Path) -> str:
 def drawn_images(n: int, seed: int) -> list[dict[str, str]]:
     """n items of drawn shapes, 48 to 320 px a side, half PNG and half JPEG."""
     from cli.demo_images import SHAPES, draw_shape
+    from core.contracts.images import data_url
 
     rng = random.Random(seed)
     items = []
@@ -98,8 +98,7 @@ def drawn_images(n: int, seed: int) -> list[dict[str, str]]:
         buffer = io.BytesIO()
         fmt = "PNG" if i % 2 else "JPEG"
         image.save(buffer, fmt)
-        url = f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
-        items.append({"custom_id": f"img-{i}", "input": url})
+        items.append({"custom_id": f"img-{i}", "input": data_url(buffer.getvalue(), fmt.lower())})
     return items
 
 

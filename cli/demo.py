@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import time
@@ -17,6 +16,8 @@ from cli.corpus import stdlib_paragraphs
 from cli.follow import follow_job
 from cli.inputs import read_inputs
 from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
+from cli.upload import IMAGE_TYPES
+from core.contracts.images import data_url
 
 console = Console(stderr=True)
 
@@ -60,7 +61,13 @@ def run_image_demo(*, limit: int, port: int | None, logs: Path, workdir: Path) -
         f"{workdir / 'shapes-cnn.pt2'}"
     )
     folder = workdir / "images"
-    items = [{"custom_id": p.relative_to(folder).as_posix(), "input": _image_url(p)} for p in paths]
+    items = [
+        {
+            "custom_id": p.relative_to(folder).as_posix(),
+            "input": data_url(p.read_bytes(), IMAGE_TYPES[p.suffix]),
+        }
+        for p in paths
+    ]
     _serve_and_run(
         model="shapes-cnn",
         items=items,
@@ -70,11 +77,6 @@ def run_image_demo(*, limit: int, port: int | None, logs: Path, workdir: Path) -
         env={"SLUICE_MODELS_FILE": str(models_file)},
         summary=_image_summary,
     )
-
-
-def _image_url(path: Path) -> str:
-    subtype = "png" if path.suffix == ".png" else "jpeg"
-    return f"data:image/{subtype};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def _serve_and_run(

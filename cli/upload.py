@@ -5,7 +5,6 @@ follows the bytes read; one line is held at a time."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import os
 import secrets
@@ -15,6 +14,7 @@ from typing import IO
 
 import orjson
 
+from core.contracts.images import data_url
 from core.jsonl import in_blocks
 
 BLOCK_BYTES = 1 << 20
@@ -116,10 +116,8 @@ def image_lines(
     done = 0
     for count, (name, path, size) in enumerate(files[:limit] if limit else files, start=1):
         subtype = IMAGE_TYPES[path.suffix.lower()]
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
         yield (
-            orjson.dumps({"custom_id": name, "input": f"data:image/{subtype};base64,{encoded}"})
-            + b"\n"
+            orjson.dumps({"custom_id": name, "input": data_url(path.read_bytes(), subtype)}) + b"\n"
         )
         done += size
         if on_progress and (count % 50 == 0 or count == len(files)):

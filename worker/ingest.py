@@ -13,7 +13,7 @@ from typing import Any
 
 from core.blobs import storage_named
 from core.chunking import chunk_size_for
-from core.contracts.items import ItemInvalid, ItemLimits
+from core.contracts.items import ItemInvalid
 from core.contracts.params import item_cost, parse_params
 from core.db import read_session, write_session
 from core.errors import LeaseLost
@@ -27,7 +27,7 @@ from core.store.ingest import (
     load_ingest,
     reject_ingest,
 )
-from core.submit.checks import image_limits
+from core.submit.checks import image_limits, item_limits
 from core.submit.file_chunks import ChunkBuilder, IngestSettings, line_rules
 from core.tables import File
 from worker.context import WorkerContext
@@ -75,7 +75,7 @@ def run_ingest(ctx: WorkerContext, job_id: str, token: str) -> str:
         return code
     spec = runner.spec
     storage = storage_named(storage_name, database_url=db, files_dir=cfg.files_dir)
-    limits = ItemLimits(cfg.max_input_chars, cfg.max_custom_id_chars)
+    limits = item_limits(cfg)
     check, lengths = line_rules(
         spec,
         endpoint,
