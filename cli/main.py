@@ -309,15 +309,21 @@ def results(
 
 
 @keys_app.command("create")
-def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")]) -> None:
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The key may also read every tenant's jobs")
+    ] = False,
+) -> None:
     """Create an API key for a tenant; the key is printed once and only its hash is kept."""
     from core.db import check_schema, write_session
     from core.store.tenants import create_key
 
     check_schema()
     with write_session() as session:
-        t, key = create_key(session=session, tenant_name=tenant)
-    err.print(f"tenant {t.name} ({t.id}); store this key now, it is not shown again:")
+        t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+    kind = "admin key" if admin else "key"
+    err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
 
 
