@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.errors import install_error_handlers
+from api.job_watch import job_watcher
 from api.limits import BodyLimitMiddleware, LargeBodyGate
-from api.routes import files, jobs, openai_batches, system
-from api.routes.jobs import STATUS_CACHE_SECONDS
+from api.routes import files, job_events, jobs, openai_batches, system
+from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
 from core.config import Settings, settings
@@ -20,7 +21,6 @@ from core.contracts.spec import load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
 from core.store.tenants import Caller
-from core.tables import Job
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         if check_db:
             check_schema(cfg.database_url)
         yield
+        await app.state.job_watcher.close()
 
     app = FastAPI(
         title="sluice",
@@ -44,7 +45,10 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
     app.state.key_cache = TTLCache[Caller](KEY_CACHE_SECONDS)
-    app.state.job_cache = TTLCache[Job](STATUS_CACHE_SECONDS)
+    app.state.job_watcher = job_watcher(cfg.database_url, cfg.watch_interval_seconds)
+    app.state.stream_slots = StreamSlots(
+        total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant
+    )
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
@@ -70,5 +74,6 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
+    app.include_router(job_events.router)
     app.include_router(openai_batches.router)
     return app
