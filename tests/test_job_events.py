@@ -345,3 +345,36 @@ def test_every_listener_of_a_job_shares_one_read_per_interval(live, alice):
     assert window_reads <= elapsed / INTERVAL + 2 and window_reads < streams + polls + gets
     assert all(got[-1].name == "end" for got in heard)
     assert all(p["status"] == "completed" for p in polled)
+
+
+@pytest.mark.e2e
+def test_a_real_job_streams_in_order(stack):
+    """API and worker processes: the events of a job the worker runs."""
+    from tests.tiny_models import bench_texts
+
+    job = stack.submit(bench_texts(3_000, seed=3), "tiny-embed")
+    got: list[Received] = []
+
+    def listen() -> None:
+        with httpx.stream(
+            "GET",
+            f"{stack.url}/v1/jobs/{job['id']}/events",
+            headers=stack.http.headers,
+            timeout=120,
+        ) as r:
+            assert r.status_code == 200
+            got.extend(read_stream(r, lambda out: False))
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    stack.start_worker("tiny-embed")
+    listener.join(240)
+    assert not listener.is_alive(), "the stream did not end with the job"
+    named = [e for e in got if e.name != "comment"]
+    statuses = [e.data["status"] for e in named if e.name == "status"]
+    assert statuses[0] == "queued" and statuses[-1] == "completed"
+    order = ["queued", "in_progress", "completed"]
+    assert statuses == sorted(statuses, key=order.index) and len(set(statuses)) == len(statuses)
+    done = [e.data["counts"]["completed"] for e in named if e.name == "progress"]
+    assert done == sorted(done) and done[-1] == 3_000 and len(done) >= 3
+    assert named[-1].name == "end" and named[-1].data["counts"]["completed"] == 3_000
