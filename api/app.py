@@ -13,6 +13,7 @@ from api.errors import install_error_handlers
 from api.job_watch import job_watcher
 from api.limits import BodyLimitMiddleware, LargeBodyGate
 from api.routes import files, job_events, jobs, openai_batches, system
+from api.status_fast_path import StatusFastPath
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -69,6 +70,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         upload_max_bytes=cfg.max_file_bytes + (1 << 20),
         upload_paths=("/v1/files",),
     )
+    # A plain status GET is answered here, once its key is checked (api/status_fast_path).
+    app.add_middleware(StatusFastPath, state=app.state)
     app.add_middleware(ApiKeyMiddleware, state=app.state)
     install_error_handlers(app)
     app.include_router(system.router)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
 
 import orjson
+from pydantic import TypeAdapter
 
 from api.job_watch import Snapshot
+from api.schemas import JobOut
 from api.views import job_out
 from core import states
 from core.tables import Job
@@ -36,6 +37,7 @@ _ID = re.compile(
 )
 
 Counts = tuple[int, int, int]  # total, completed, failed
+_JOB_JSON = TypeAdapter(JobOut)  # what FastAPI serialises a JobOut response with
 
 
 @dataclass(frozen=True)
@@ -89,29 +91,31 @@ class Event:
         )
 
 
-def job_body(snapshot: Snapshot[Job]) -> dict[str, Any]:
-    """The job of a snapshot as `GET /v1/jobs/{id}` shows it, rendered once per snapshot
-    for every stream and long-poll that shows it."""
-    body = snapshot.memo.get("body")
-    if body is None:
-        assert snapshot.value is not None
-        body = snapshot.memo["body"] = job_out(snapshot.value).model_dump(mode="json")
-    return body
-
-
-def _data(snapshot: Snapshot[Job], name: str) -> bytes:
-    data = snapshot.memo.get(name)
+def job_json(snapshot: Snapshot[Job]) -> bytes:
+    """The job of a snapshot as `GET /v1/jobs/{id}` answers it (the bytes FastAPI makes of
+    a JobOut), rendered once per snapshot for every request, stream and long-poll that
+    shows it."""
+    data = snapshot.memo.get("json")
     if data is None:
-        body = job_body(snapshot)
-        if name == "progress":
-            body = {
+        assert snapshot.value is not None
+        data = snapshot.memo["json"] = _JOB_JSON.dump_json(job_out(snapshot.value), by_alias=True)
+    return data
+
+
+def _progress_json(snapshot: Snapshot[Job]) -> bytes:
+    """A progress event's data: counts, items/s and ETA as the job body shows them."""
+    data = snapshot.memo.get("progress")
+    if data is None:
+        body = orjson.loads(job_json(snapshot))
+        data = snapshot.memo["progress"] = orjson.dumps(
+            {
                 "id": body["id"],
                 "status": body["status"],
                 "counts": body["counts"],
                 "items_per_second": body["throughput"],
                 "eta_seconds": body["eta_seconds"],
             }
-        data = snapshot.memo[name] = orjson.dumps(body)
+        )
     return data
 
 
@@ -127,11 +131,11 @@ def events_for(seen: Seen, snapshot: Snapshot[Job], *, progress_due: bool) -> li
     ended = job.status in states.JOB_TERMINAL
     if counts != seen.counts and (progress_due or status_changed or ended):
         seen = replace(seen, counts=counts)
-        out.append(Event("progress", _data(snapshot, "progress"), seen))
+        out.append(Event("progress", _progress_json(snapshot), seen))
     if status_changed:
         seen = replace(seen, status=job.status, counts=counts)
-        out.append(Event("status", _data(snapshot, "status"), seen))
+        out.append(Event("status", job_json(snapshot), seen))
     if ended:
         seen = replace(seen, counts=counts, ended=True)
-        out.append(Event("end", _data(snapshot, "status"), seen))
+        out.append(Event("end", job_json(snapshot), seen))
     return out

@@ -378,3 +378,69 @@ def test_a_real_job_streams_in_order(stack):
     done = [e.data["counts"]["completed"] for e in named if e.name == "progress"]
     assert done == sorted(done) and done[-1] == 3_000 and len(done) >= 3
     assert named[-1].name == "end" and named[-1].data["counts"]["completed"] == 3_000
+
+
+def test_a_plain_status_get_is_answered_before_routing_with_the_routes_bytes(cfg, api, alice, bob):
+    from types import SimpleNamespace
+
+    from api.auth import CALLER_STATE
+    from api.job_watch import job_watcher
+    from api.status_fast_path import StatusFastPath
+    from core.db import read_session
+    from core.store.tenants import caller_for_key
+
+    body = {"model": "tiny-embed", "inputs": [{"input": "a"}, {"input": "b"}]}
+    job_id = api.post("/v1/jobs", json=body, headers=alice).json()["id"]
+    fast = api.get(f"/v1/jobs/{job_id}", headers=alice)
+    routed = api.get(f"/v1/jobs/{job_id}", params={"wait": 0}, headers=alice)  # the route's
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+
+    with read_session(cfg.database_url) as session:
+        callers = {
+            name: caller_for_key(session=session, key=h["Authorization"].split()[1])
+            for name, h in (("alice", alice), ("bob", bob))
+        }
+    passed_on: list[str] = []
+
+    async def route(scope, receive, send) -> None:  # what FastAPI would do next
+        passed_on.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+
+    async def ask(method: str, path: str, query: bytes, caller: str) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        fast_path = StatusFastPath(route, SimpleNamespace(job_watcher=watcher))
+        scope = {
+            "type": "http", "method": method, "path": path, "query_string": query,
+            "headers": [], "state": {CALLER_STATE: callers[caller]},
+        }  # fmt: skip
+        await fast_path(scope, None, send)
+        return sent
+
+    watcher = job_watcher(cfg.database_url, INTERVAL)
+
+    async def main() -> None:
+        sent = await ask("GET", f"/v1/jobs/{job_id}", b"", "alice")
+        assert sent[0]["status"] == 200 and sent[1]["body"] == fast.content
+        for method, path, query, caller in [
+            ("GET", f"/v1/jobs/{job_id}", b"wait=5", "alice"),  # a long-poll
+            ("GET", f"/v1/jobs/{job_id}", b"", "bob"),  # another tenant's job: the route's 404
+            ("GET", "/v1/jobs/job_nope", b"", "alice"),
+            ("GET", f"/v1/jobs/{job_id}/events", b"", "alice"),
+            ("POST", f"/v1/jobs/{job_id}", b"", "alice"),
+        ]:
+            assert await ask(method, path, query, caller) == []
+        await watcher.close()
+
+    asyncio.run(main())
+    assert passed_on == [
+        f"GET /v1/jobs/{job_id}?wait=5",
+        f"GET /v1/jobs/{job_id}?",
+        "GET /v1/jobs/job_nope?",
+        f"GET /v1/jobs/{job_id}/events?",
+        f"POST /v1/jobs/{job_id}?",
+    ]

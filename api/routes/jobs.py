@@ -7,7 +7,7 @@ import time
 from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.deps import (
@@ -19,6 +19,7 @@ from api.deps import (
     page_of,
     require_admin,
 )
+from api.job_events import job_json
 from api.job_watch import JobWatcher
 from api.json_route import OrjsonRoute
 from api.result_formats import FORMATS, ResultFormat, encode_results
@@ -137,32 +138,33 @@ async def get_my_job(
             ge=0, le=300, description="Long-poll: seconds to wait for a change of status or counts"
         ),
     ] = 0,
-) -> JobOut:
+) -> Response:
     """The job now, or as soon as its status or counts change within `wait` seconds."""
     state = request.app.state
     owner = readable_by(caller)
     watcher: JobWatcher[Job] = state.job_watcher
     wait = min(wait, state.settings.max_wait_seconds)
-    if wait <= 0:
-        # The job's latest read (at most an interval old) if some request watches it, else
-        # a read now that the requests of the next interval share.
-        snapshot = await watcher.current(job_id)
-        return job_out(visible(snapshot.value, owner, job_id))
-    # A long-poll waits on the job's watch: one read per interval serves every waiter.
+    # The job's latest read (at most an interval old) if some request watches it, else a
+    # read now that the requests of the next interval share; a long-poll then waits on the
+    # job's watch, whose one read per interval serves every waiter.
     deadline = time.monotonic() + wait
     async with watcher.listen(job_id) as listener:
         snapshot = listener.latest
         job = visible(snapshot.value, owner, job_id)
-        if job.status in states.JOB_TERMINAL:
-            return job_out(job)
-        while (remaining := deadline - time.monotonic()) > 0:
+        while job.status not in states.JOB_TERMINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             # Wakes at least once a second to notice a client that has gone.
             newer = await listener.next(snapshot.version, min(remaining, DISCONNECT_CHECK_SECONDS))
             if newer is not None:
-                return job_out(visible(newer.value, owner, job_id))
+                snapshot = newer
+                visible(snapshot.value, owner, job_id)
+                break
             if await request.is_disconnected():
                 break
-        return job_out(job)
+    # The body FastAPI would make of job_out(job), made once per read for every request.
+    return Response(job_json(snapshot), media_type="application/json")
 
 
 @router.get(
