@@ -87,7 +87,8 @@ async def _events(
 @router.get(
     "/{job_id}/events",
     summary="Live progress as server-sent events",
-    response_class=EventStreamResponse,
+    # StreamingResponse, not EventStreamResponse: the errors' documented type stays JSON.
+    response_class=StreamingResponse,
     responses={
         200: {
             "description": "`progress`, `status` and a final `end` event, `: ping` comments",
