@@ -23,6 +23,8 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
+# Seconds `sluice api` lets running requests finish at shutdown before it cancels them.
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 def _logging(level: str = "INFO") -> None:
@@ -62,6 +64,9 @@ def api(
         workers=workers or settings.api_workers,
         log_level="info",
         access_log=False,
+        # Event streams last as long as their jobs: at shutdown, what still runs after this
+        # is cancelled (clients reconnect, streams with Last-Event-ID).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
 

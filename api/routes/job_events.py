@@ -111,9 +111,10 @@ async def job_events(
     ] = None,
 ) -> Response:
     """`progress` events (counts, items/s, ETA) as the counts change, at most two a second;
-    a `status` event (the job as `GET /v1/jobs/{id}` shows it) first and on every change of
-    status; `end` (the job again) once it has ended, then the stream closes. Every event
-    has an id; `Last-Event-ID` resumes with only what changed since."""
+    a `status` event (the job as `GET /v1/jobs/{id}` shows it) when the stream opens and on
+    every change of status; `end` (the job again) once it has ended, then the stream
+    closes; in that order at each change. Every event has an id; `Last-Event-ID` resumes
+    with only what changed since; `: ping` comments keep an idle stream open."""
     state = request.app.state
     snapshot = await state.job_watcher.current(job_id)
     job = visible(snapshot.value, readable_by(caller), job_id)
