@@ -163,6 +163,9 @@ def test_postgres_restarted_mid_job(chaos_stack, chaos_pg):
     job = stack.submit(texts(ITEMS), "tiny-embed")
     wait_progress(stack, job["id"], 0)
     chaos_pg.stop("immediate")
+    # A status GET may answer from a read of the job's watch under one watch interval old
+    # (SLUICE_WATCH_INTERVAL_SECONDS, 0.5 s); every answer after that needs the database.
+    time.sleep(0.6)
     statuses = []
     try:
         for _ in range(10):  # the API keeps answering: 503 with Retry-After, never a 500
