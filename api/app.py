@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, LargeBodyGate
-from api.routes import files, jobs, openai_batches, system
+from api.routes import files, jobs, openai_batches, system, webhooks
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -70,4 +70,5 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(files.router)
     app.include_router(jobs.router)
     app.include_router(openai_batches.router)
+    app.include_router(webhooks.router)
     return app

@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
 err = Console(stderr=True)
 
 
@@ -319,6 +321,50 @@ def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created i
         t, key = create_key(session=session, tenant_name=tenant)
     err.print(f"tenant {t.name} ({t.id}); store this key now, it is not shown again:")
     print(key)
+
+
+@tenants_app.command("webhook")
+def tenants_webhook(
+    tenant: Annotated[str, typer.Option(help="Tenant name")],
+    url: Annotated[str | None, typer.Option(help="The default webhook URL")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="whsec_... (default: a new one, printed once)")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default webhook")] = False,
+) -> None:
+    """Set the webhook of a tenant's jobs and batches that name none (or --clear it)."""
+    from core.config import settings
+    from core.db import check_schema, write_session
+    from core.errors import InvalidInput
+    from core.store.tenants import set_tenant_webhook
+    from core.webhooks.signing import new_secret
+    from core.webhooks.targets import check_webhook
+
+    if clear == (url is not None):
+        err.print("[red]give --url (and optionally --secret), or --clear[/]")
+        raise typer.Exit(2)
+    target = None
+    if url is not None:
+        try:
+            target = check_webhook(
+                url, secret or new_secret(), allow_private=settings.webhook_allow_private
+            )
+        except InvalidInput as exc:
+            err.print(f"[red]{exc.code}: {exc.message}[/]")
+            raise typer.Exit(2) from exc
+    check_schema()
+    with write_session() as session:
+        found = set_tenant_webhook(session=session, name=tenant, webhook=target)
+    if found is None:
+        err.print(f"[red]no tenant {tenant!r}[/]")
+        raise typer.Exit(1)
+    if target is None:
+        err.print(f"tenant {tenant}: default webhook removed")
+        return
+    err.print(f"tenant {tenant}: jobs without a webhook of their own now POST to {target.url}")
+    if secret is None:
+        err.print("its signing secret (store it now, it is not shown again):")
+        print(target.secret)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A background thread per worker: heartbeats, lease extension, dispatch and the sweep."""
+"""A background thread per worker: heartbeats, lease extension, dispatch, the sweep, and
+webhook delivery from the outbox."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.store.retention import claim_expired_files, delete_expired_jobs
 from core.store.sweep import sweep_expired
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch_finalizes, dispatch_model
+from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
@@ -26,7 +28,14 @@ class Housekeeper(threading.Thread):
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(name="sluice-housekeeper", daemon=True)
         self.ctx = ctx
-        self._next = {"heartbeat": 0.0, "extend": 0.0, "sweep": 0.0, "dispatch": 0.0}
+        self._next = {
+            "heartbeat": 0.0,
+            "extend": 0.0,
+            "sweep": 0.0,
+            "dispatch": 0.0,
+            "webhooks": 0.0,
+        }
+        self.webhooks = WebhookSender(ctx.cfg, ctx.name)
 
     def run(self) -> None:
         """Loop until the worker stops; errors are logged and retried, never fatal."""
@@ -54,6 +63,10 @@ class Housekeeper(threading.Thread):
             self.sweep(now)
         if self._due("dispatch", cfg.dispatch_interval_seconds, now):
             self.dispatch()
+        if self._due("webhooks", cfg.webhook_poll_seconds, now):
+            # Claims only here; the POSTs run on the sender's threads, so a slow receiver
+            # never delays heartbeats or lease extensions.
+            self.webhooks.deliver_due(now)
         wait = max(0.05, min(self._next.values()) - time.time())
         keys = [nudge_key(cfg.redis_prefix, m) for m in self.ctx.runners]
         if keys and self.ctx.redis.blpop(keys, timeout=wait) is not None:

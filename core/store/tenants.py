@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.config import settings
 from core.ids import new_id
 from core.tables import ApiKey, Tenant
+from core.webhooks.targets import WebhookTarget
 
 KEY_PREFIX = "sk-sluice-"
 
@@ -59,3 +60,18 @@ def tenant_for_key(*, session: Session, key: str) -> Tenant | None:
         .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
     ).scalar_one_or_none()
     return row
+
+
+def set_tenant_webhook(
+    *, session: Session, name: str, webhook: WebhookTarget | None
+) -> Tenant | None:
+    """Set (or with None clear) the webhook of the tenant's jobs and batches that name
+    none; the tenant, or None if there is no such tenant. It applies to every job that ends
+    from now on, whenever it was submitted."""
+    tenant = session.scalar(select(Tenant).where(Tenant.name == name))
+    if tenant is None:
+        return None
+    tenant.webhook_url = webhook.url if webhook else None
+    tenant.webhook_secret = webhook.secret if webhook else None
+    session.flush()
+    return tenant
