@@ -27,7 +27,7 @@ from core.store.webhook_outbox import (
 )
 from core.webhooks.events import retry_at
 from core.webhooks.signing import signed_headers
-from core.webhooks.targets import parse_endpoint, public_addresses
+from core.webhooks.targets import Resolver, parse_endpoint, public_addresses, resolve_host
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,9 @@ class WebhookSender:
         *,
         transport: httpx.BaseTransport | None = None,
         rand: Callable[[], float] = random.random,
+        resolve: Resolver = resolve_host,
     ) -> None:
-        self.cfg, self.worker, self.rand = cfg, worker, rand
+        self.cfg, self.worker, self.rand, self.resolve = cfg, worker, rand, resolve
         self._in_flight = 0
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(
@@ -147,7 +148,7 @@ class WebhookSender:
         url = httpx.URL(claim.url)
         extensions: dict[str, str] = {}
         if not self.cfg.webhook_allow_private:
-            address = public_addresses(endpoint)[0]
+            address = public_addresses(endpoint, resolve=self.resolve)[0]
             headers["host"] = url.netloc.decode("ascii")
             if endpoint.scheme == "https":
                 extensions["sni_hostname"] = endpoint.host
