@@ -19,7 +19,8 @@ from core.config import Settings, settings
 from core.contracts.spec import load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
-from core.tables import Job, Tenant
+from core.store.tenants import Caller
+from core.tables import Job
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
-    app.state.key_cache = TTLCache[Tenant](KEY_CACHE_SECONDS)
+    app.state.key_cache = TTLCache[Caller](KEY_CACHE_SECONDS)
     app.state.job_cache = TTLCache[Job](STATUS_CACHE_SECONDS)
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(

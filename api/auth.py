@@ -15,15 +15,14 @@ from api.errors import sluice_response, unavailable_response
 from api.ttl_cache import TTLCache
 from core.db import read_session
 from core.errors import Unauthorized
-from core.store.tenants import hash_key, tenant_for_key
-from core.tables import Tenant
+from core.store.tenants import Caller, caller_for_key, hash_key
 
 # Valid keys are remembered this long per API process (by their HMAC, never the key): a
 # poll then costs no database round trip for its key; a revoked key stops working within
 # this time.
 KEY_CACHE_SECONDS = 10.0
-# Where the middleware leaves the tenant for the route (in the request's scope["state"]).
-TENANT_STATE = "sluice_tenant"
+# Where the middleware leaves the caller for the route (in the request's scope["state"]).
+CALLER_STATE = "sluice_caller"
 MISSING_KEY = "missing API key: send `Authorization: Bearer <key>`"
 
 
@@ -36,22 +35,22 @@ def bearer_key(authorization: str | None) -> str:
     return key
 
 
-def _lookup(database_url: str, key: str) -> Tenant | None:
+def _lookup(database_url: str, key: str) -> Caller | None:
     with read_session(database_url) as session:
-        return tenant_for_key(session=session, key=key)
+        return caller_for_key(session=session, key=key)
 
 
-async def authenticate(keys: TTLCache[Tenant], database_url: str, key: str) -> Tenant:
-    """The tenant owning the key (from the per-process cache, else the database, in a
-    thread); Unauthorized if none does."""
+async def authenticate(keys: TTLCache[Caller], database_url: str, key: str) -> Caller:
+    """The tenant and scopes of the key (from the per-process cache, else the database,
+    in a thread); Unauthorized if no unrevoked key matches."""
     digest = hash_key(key)
-    tenant = keys.get(digest)
-    if tenant is None:
-        tenant = await run_in_threadpool(_lookup, database_url, key)
-        if tenant is None:
+    caller = keys.get(digest)
+    if caller is None:
+        caller = await run_in_threadpool(_lookup, database_url, key)
+        if caller is None:
             raise Unauthorized("invalid or revoked API key")
-        keys.put(digest, tenant)
-    return tenant
+        keys.put(digest, caller)
+    return caller
 
 
 class ApiKeyMiddleware:
@@ -72,7 +71,7 @@ class ApiKeyMiddleware:
             None,
         )
         try:
-            tenant = await authenticate(
+            caller = await authenticate(
                 self.state.key_cache, self.state.settings.database_url, bearer_key(authorization)
             )
         except Unauthorized as exc:
@@ -81,5 +80,5 @@ class ApiKeyMiddleware:
         except DBAPIError as exc:  # the database is down: 503, as the routes answer
             await unavailable_response(exc)(scope, receive, send)
             return
-        scope.setdefault("state", {})[TENANT_STATE] = tenant
+        scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)

@@ -12,9 +12,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.auth import TENANT_STATE, authenticate, bearer_key
+from api.auth import CALLER_STATE, authenticate, bearer_key
 from core.db import read_session
-from core.errors import InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound
+from core.store.tenants import Caller
 from core.tables import Tenant
 
 T = TypeVar("T")
@@ -22,21 +23,35 @@ T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="An API key from `sluice keys create`")
 
 
-async def current_tenant(
+async def current_caller(
     request: Request,
     _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Tenant:
-    """The tenant ApiKeyMiddleware found for the request's key (checked here too where an
-    app runs without it); 401 without a valid key."""
-    tenant = request.scope.get("state", {}).get(TENANT_STATE)
-    if isinstance(tenant, Tenant):
-        return tenant
+) -> Caller:
+    """The tenant and scopes ApiKeyMiddleware found for the request's key (checked here
+    too where an app runs without it); 401 without a valid key."""
+    caller = request.scope.get("state", {}).get(CALLER_STATE)
+    if isinstance(caller, Caller):
+        return caller
     state = request.app.state
     key = bearer_key(request.headers.get("authorization"))
     return await authenticate(state.key_cache, state.settings.database_url, key)
 
 
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_tenant(caller: CallerDep) -> Tenant:
+    """The tenant of the request's key."""
+    return caller.tenant
+
+
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def require_admin(caller: Caller) -> None:
+    """403 insufficient_scope unless the key has the admin scope."""
+    if not caller.is_admin:
+        raise Forbidden("this needs an admin key (`sluice keys create --admin`)")
 
 
 def _query_names(dependant: Any) -> frozenset[str]:

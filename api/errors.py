@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from core.errors import (
     Conflict,
+    Forbidden,
     InvalidInput,
     LeaseLost,
     ModelUnavailable,
@@ -37,6 +38,7 @@ STATUSES: dict[type[SluiceError], int] = {
     InvalidInput: 400,
     ModelUnavailable: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     LeaseLost: 409,  # a worker's, never an answer today; a lost race if one ever is

@@ -97,6 +97,7 @@ class JobOut(BaseModel):
 
     id: str
     object: str = "job"
+    tenant_id: str = Field(description="The tenant that owns the job")
     model: str
     task: str
     status: str
@@ -223,6 +224,7 @@ def _error(description: str) -> dict[str, Any]:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("The request or an input is invalid (a machine-readable code says which)"),
     401: _error("No valid API key"),
+    403: _error("The key lacks the scope this needs (code insufficient_scope)"),
     404: _error("Not found, or another tenant's"),
     409: _error("The resource's state does not allow it"),
     413: _error("Too large"),

@@ -10,7 +10,7 @@ from core.tables import Job
 
 # Columns a job's body shows as they are, and the optional times it shows in whole seconds.
 _COPIED = (
-    "id", "model", "task", "status", "params", "priority", "input_file_id", "retry_of",
+    "id", "tenant_id", "model", "task", "status", "params", "priority", "input_file_id", "retry_of",
     "errors", "endpoint", "output_file_id", "error_file_id",
 )  # fmt: skip
 _TIMES = ("started_at", "finished_at", "cancelled_at")

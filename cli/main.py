@@ -311,21 +311,27 @@ def results(
 
 
 @keys_app.command("create")
-def keys_create(tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")]) -> None:
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The key may also read every tenant's jobs")
+    ] = False,
+) -> None:
     """Create an API key for a tenant; the key is printed once and only its hash is kept."""
     from core.db import check_schema, write_session
     from core.store.tenants import create_key
 
     check_schema()
     with write_session() as session:
-        t, key = create_key(session=session, tenant_name=tenant)
-    err.print(f"tenant {t.name} ({t.id}); store this key now, it is not shown again:")
+        t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+    kind = "admin key" if admin else "key"
+    err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
 
 
 @tenants_app.command("webhook")
 def tenants_webhook(
-    tenant: Annotated[str, typer.Option(help="Tenant name")],
+    tenant: Annotated[str, typer.Option(help="Tenant id or name")],
     url: Annotated[str | None, typer.Option(help="The default webhook URL")] = None,
     secret: Annotated[
         str | None, typer.Option(help="whsec_... (default: a new one, printed once)")
@@ -354,7 +360,7 @@ def tenants_webhook(
             raise typer.Exit(2) from exc
     check_schema()
     with write_session() as session:
-        found = set_tenant_webhook(session=session, name=tenant, webhook=target)
+        found = set_tenant_webhook(session=session, id_or_name=tenant, webhook=target)
     if found is None:
         err.print(f"[red]no tenant {tenant!r}[/]")
         raise typer.Exit(1)

@@ -49,6 +49,13 @@ class Unauthorized(SluiceError):
     kind = "authentication_error"
 
 
+class Forbidden(SluiceError):
+    """The key is valid but lacks the scope the request needs."""
+
+    code = "insufficient_scope"
+    kind = "permission_error"
+
+
 class ModelUnavailable(SluiceError):
     """The model is not registered, or cannot be loaded here."""
 

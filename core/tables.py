@@ -52,6 +52,11 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # What the key may do, comma-separated (core.store.tenants.SCOPES): `read` and `submit`
+    # within its tenant; `admin` reads every tenant's jobs.
+    scopes: Mapped[str] = mapped_column(
+        String(100), server_default="read,submit", default="read,submit"
+    )
 
 
 class Job(Base):

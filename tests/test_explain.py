@@ -86,8 +86,8 @@ def test_one_step_is_far_from_complete(text):
 
 def test_a_named_target_is_explained_whatever_ranks_first(text):
     texts = _texts()
-    top = text.run(texts, _explain("classify", steps=16))
-    named = text.run(texts, _explain("classify", steps=16, target="neutral"))
+    top = text.run(texts, _explain("classify", steps=64))
+    named = text.run(texts, _explain("classify", steps=64, target="neutral"))
     assert {r.explanation["target"] for r in named} == {"neutral"}
     assert max(_relative_errors(named, eps=1e-8)) <= 0.01
     assert [r.output for r in named] == [r.output for r in top]  # the labels are unchanged

@@ -252,8 +252,8 @@ def test_no_webhook_no_event_and_the_tenant_default_applies(db_url):
     before = _inline_job(db_url, webhook=None)  # submitted before the default was set
     own = _inline_job(db_url)
     with write_session(db_url) as s:
-        assert set_tenant_webhook(session=s, name="acme", webhook=other)
-        assert set_tenant_webhook(session=s, name="nobody", webhook=other) is None
+        assert set_tenant_webhook(session=s, id_or_name="acme", webhook=other)
+        assert set_tenant_webhook(session=s, id_or_name="nobody", webhook=other) is None
     for job_id in (before, own):
         with write_session(db_url) as s:
             cancel_job(session=s, tenant_id=_tenant(db_url), job_id=job_id)

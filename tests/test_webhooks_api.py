@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.app import create_app
 from core.db import read_session, write_session
+from core.store.tenants import create_key
 from core.store.webhook_outbox import PENDING, claim_deliveries
 from core.tables import Tenant, WebhookDelivery
 from tests.conftest import auth, make_key
@@ -142,6 +143,9 @@ def test_the_job_view_and_the_delivery_log(hook_cfg, hook_api, receiver):
     assert api.get(log_path, headers=bob).status_code == 404
     assert api.get(f"/v1/batches/{job['id']}/webhook_deliveries", headers=alice).status_code == 404
     assert api.get("/v1/jobs/job_nope/webhook_deliveries", headers=alice).status_code == 404
+    with write_session(hook_cfg.database_url) as s:  # an admin key reads every tenant's
+        admin = auth(create_key(session=s, tenant_name="ops", admin=True)[1])
+    assert api.get(log_path, headers=admin).json()["data"][0]["id"] == event["id"]
     assert api.get(log_path + "?limit=3", headers=alice).status_code == 400  # no such parameter
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -44,14 +45,36 @@ def bench_texts(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def _wordpiece_vocab(tok: Tokenizer, texts: list[str], size: int, special: list[str]) -> dict:
+    """A WordPiece vocabulary built deterministically: the special tokens, every character
+    seen (whole and as a `##` continuation, so any word can be spelled), then the most
+    frequent words (ties by the word). The tokenizers trainer breaks ties in hash order,
+    which changed the tiny models, and so their numbers, from one run to the next."""
+    assert tok.normalizer is not None and tok.pre_tokenizer is not None
+    counts: Counter[str] = Counter()
+    for text in texts:
+        normal = tok.normalizer.normalize_str(text)
+        counts.update(word for word, _ in tok.pre_tokenizer.pre_tokenize_str(normal))
+    chars = sorted({c for word in counts for c in word})
+    pieces = [*special, *chars, *(f"##{c}" for c in chars)]
+    known = set(pieces)
+    for word, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(pieces) >= size:
+            break
+        if word not in known:
+            pieces.append(word)
+            known.add(word)
+    return {piece: i for i, piece in enumerate(pieces)}
+
+
 def train_wordpiece(texts: list[str], vocab_size: int = 2000) -> PreTrainedTokenizerFast:
-    """A BERT-style WordPiece tokenizer trained on the given texts."""
+    """A BERT-style WordPiece tokenizer for the given texts, the same on every run."""
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+    tok.model = models.WordPiece(
+        _wordpiece_vocab(tok, texts, vocab_size, special), unk_token="[UNK]"
     )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(

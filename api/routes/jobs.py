@@ -12,7 +12,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
+from api.deps import (
+    STRICT_QUERY,
+    CallerDep,
+    SessionDep,
+    TenantDep,
+    found,
+    page_of,
+    require_admin,
+)
 from api.json_route import OrjsonRoute
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
@@ -21,6 +29,7 @@ from core import states
 from core.db import read_session, write_session
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.store.results import stream_results
+from core.store.tenants import Caller, tenant_named
 from core.submit.jobs import (
     JOB_OPTION_NAMES,
     JobOptions,
@@ -45,10 +54,16 @@ POLL_SECONDS = 0.25
 STATUS_CACHE_SECONDS = 0.25
 
 
-def _load(db: str, tenant_id: str, job_id: str) -> Job:
+def _load(db: str, tenant_id: str | None, job_id: str) -> Job:
     with read_session(db) as session:
         job = get_job(session=session, tenant_id=tenant_id, job_id=job_id)
     return found(job, f"no job {job_id!r}", param="job_id")
+
+
+def readable_by(caller: Caller) -> str | None:
+    """The tenant whose jobs the caller may read: its own, or None (every tenant's) for an
+    admin key. Writes (cancel, retry) always stay within the caller's own tenant."""
+    return None if caller.is_admin else caller.tenant.id
 
 
 def submitter(request: Request) -> Submitter:
@@ -73,15 +88,31 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
 
 @router.get("", response_model=JobList, summary="List your jobs, newest first")
 def list_my_jobs(
-    tenant: TenantDep,
+    caller: CallerDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=64, description="Cursor: a job id")] = None,
+    tenant: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Admin keys only: a tenant's id or name (omitted: every tenant's jobs)",
+        ),
+    ] = None,
 ) -> JobList:
-    """One page of the caller's jobs; pass next_cursor as `after` for the next."""
-    page = page_of(
-        list_jobs(session=session, tenant_id=tenant.id, limit=limit + 1, after=after), limit
-    )
+    """One page of the caller's jobs (an admin key's: every tenant's, or `tenant`'s); pass
+    next_cursor as `after` for the next."""
+    owner: str | None = caller.tenant.id
+    if tenant is not None or caller.is_admin:
+        require_admin(caller)
+        owner = None
+        if tenant is not None:
+            owner = found(
+                tenant_named(session=session, id_or_name=tenant),
+                f"no tenant {tenant!r}",
+                param="tenant",
+            ).id
+    page = page_of(list_jobs(session=session, tenant_id=owner, limit=limit + 1, after=after), limit)
     return JobList(
         data=[job_out(j) for j in page.rows],
         has_more=page.has_more,
@@ -92,7 +123,7 @@ def list_my_jobs(
 @router.get("/{job_id}", response_model=JobOut, summary="Get a job's status and progress")
 async def get_my_job(
     job_id: str,
-    tenant: TenantDep,
+    caller: CallerDep,
     request: Request,
     wait: Annotated[
         float,
@@ -104,17 +135,18 @@ async def get_my_job(
     """The job now, or as soon as its status or counts change within `wait` seconds."""
     state = request.app.state
     db = state.settings.database_url
-    job = state.job_cache.get((tenant.id, job_id))
+    owner = readable_by(caller)
+    job = state.job_cache.get((owner, job_id))
     if job is None or wait > 0:
-        job = await run_in_threadpool(_load, db, tenant.id, job_id)
-        state.job_cache.put((tenant.id, job_id), job)
+        job = await run_in_threadpool(_load, db, owner, job_id)
+        state.job_cache.put((owner, job_id), job)
     wait = min(wait, state.settings.max_wait_seconds)
     if wait > 0 and job.status not in states.JOB_TERMINAL:
         before = change_signature(job)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline and not await request.is_disconnected():
             await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            job = await run_in_threadpool(_load, db, tenant.id, job_id)
+            job = await run_in_threadpool(_load, db, owner, job_id)
             if change_signature(job) != before:
                 break
     return job_out(job)
@@ -128,7 +160,7 @@ async def get_my_job(
 )
 def job_results(
     job_id: str,
-    tenant: TenantDep,
+    caller: CallerDep,
     request: Request,
     fmt: Annotated[
         ResultFormat,
@@ -140,7 +172,7 @@ def job_results(
 ) -> StreamingResponse:
     """Finished items so far (a running job gives its finished ones), in input order."""
     db = request.app.state.settings.database_url
-    job = _load(db, tenant.id, job_id)
+    job = _load(db, readable_by(caller), job_id)
     dimensions = None
     if fmt == "parquet" and job.task == "embed":
         spec = request.app.state.registry.get(job.model)

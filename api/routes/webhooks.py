@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import STRICT_QUERY, SessionDep, TenantDep, found
+from api.deps import STRICT_QUERY, CallerDep, SessionDep, TenantDep, found
 from api.json_route import OrjsonRoute
+from api.routes.jobs import readable_by
 from api.schemas import ERROR_RESPONSES
 from api.webhook_schemas import WebhookDeliveryList, delivery_list
 from core.store.jobs import get_job
@@ -25,11 +26,12 @@ router = APIRouter(
     summary="A job's webhook events and their attempts",
 )
 def job_webhook_deliveries(
-    job_id: str, tenant: TenantDep, session: SessionDep
+    job_id: str, caller: CallerDep, session: SessionDep
 ) -> WebhookDeliveryList:
-    """The job's end event (if a webhook was set), with each attempt's status or error."""
+    """The job's end event (if a webhook was set), with each attempt's status or error;
+    an admin key reads any tenant's."""
     job = found(
-        get_job(session=session, tenant_id=tenant.id, job_id=job_id),
+        get_job(session=session, tenant_id=readable_by(caller), job_id=job_id),
         f"no job {job_id!r}",
         param="job_id",
     )

@@ -77,30 +77,37 @@ def create_job(
     return job
 
 
-def get_job(*, session: Session, tenant_id: str, job_id: str) -> Job | None:
-    """The tenant's job, or None (another tenant's job is not found either)."""
-    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
+def get_job(*, session: Session, tenant_id: str | None, job_id: str) -> Job | None:
+    """The tenant's job, or None (another tenant's job is not found either); with
+    tenant_id None, any tenant's (for admin keys only)."""
+    q = select(Job).where(Job.id == job_id)
+    if tenant_id is not None:
+        q = q.where(Job.tenant_id == tenant_id)
+    return session.scalar(q)
 
 
 def list_jobs(
     *,
     session: Session,
-    tenant_id: str,
+    tenant_id: str | None,
     limit: int,
     after: str | None = None,
     batches_only: bool = False,
 ) -> list[Job]:
-    """The tenant's jobs (or only its batches), newest first, after the cursor job id.
+    """The tenant's jobs (or only its batches), newest first, after the cursor job id; with
+    tenant_id None, every tenant's (for admin keys only).
 
     Ordered by creation time, not id: batch ids and job ids have different prefixes.
     """
-    q = select(Job).where(Job.tenant_id == tenant_id)
+    q = select(Job)
+    cursor_q = select(Job.created_at).where(Job.id == after)
+    if tenant_id is not None:
+        q = q.where(Job.tenant_id == tenant_id)
+        cursor_q = cursor_q.where(Job.tenant_id == tenant_id)
     if batches_only:
         q = q.where(Job.endpoint.is_not(None))
     if after:
-        cursor = session.scalar(
-            select(Job.created_at).where(Job.id == after, Job.tenant_id == tenant_id)
-        )
+        cursor = session.scalar(cursor_q)
         if cursor is None:
             return []
         q = q.where(or_(Job.created_at < cursor, and_(Job.created_at == cursor, Job.id < after)))

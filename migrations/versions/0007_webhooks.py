@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"  # MERGE: 0006 once it lands on main
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
