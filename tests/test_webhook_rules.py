@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -206,3 +207,23 @@ def test_retries_back_off_exponentially_with_jitter_then_give_up():
     while at := retry_at(attempt=tries, first_at=0, now=now, base=5, cap=3600, window=day):
         now, tries = at, tries + 1
     assert 25 <= tries <= 60 and now <= day
+
+
+def test_the_readme_verifier_accepts_sluices_signature_and_nothing_else():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("Verifying an event") :]
+    start = section.index("```python\n") + 10
+    code = section[start : section.index("\n```", start)]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    verify = scope["verify"]
+    body = b'{"type":"job.completed","data":{"id":"job_1"}}'
+    headers = signed_headers(secret=SECRET, msg_id="msg_1", timestamp=int(time.time()), body=body)
+    assert verify(SECRET, body, headers) == orjson.loads(body)
+    with pytest.raises(ValueError, match="signature"):
+        verify(new_secret(), body, headers)
+    with pytest.raises(ValueError, match="signature"):
+        verify(SECRET, body.replace(b"job_1", b"job_2"), headers)
+    old = signed_headers(secret=SECRET, msg_id="msg_1", timestamp=int(time.time()) - 600, body=body)
+    with pytest.raises(ValueError, match="timestamp"):
+        verify(SECRET, body, old)
