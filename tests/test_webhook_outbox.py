@@ -22,6 +22,7 @@ from core.store.ingest import accept_ingest, add_chunks, create_file_job, reject
 from core.store.job_tasks import claim_job_tasks
 from core.store.jobs import JobSpec, cancel_job, create_job
 from core.store.openai_batches import claim_finalizes, finish_finalize
+from core.store.retention import delete_expired_jobs
 from core.store.tenants import get_or_create_tenant, set_tenant_webhook
 from core.store.webhook_outbox import (
     DELIVERED,
@@ -361,3 +362,18 @@ def test_a_late_success_still_delivers_and_no_retry_left_fails(db_url):
     failed = {e.id: e for e in _events(db_url)}[other.delivery_id]
     assert failed.status == FAILED and failed.finished_at is not None
     assert _claim(db_url, now + 9999) == []
+
+
+def test_retention_takes_a_jobs_events_and_attempts_with_it(db_url):
+    job_id = _inline_job(db_url)
+    with write_session(db_url) as s:
+        cancel_job(session=s, tenant_id=_tenant(db_url), job_id=job_id)
+    (claim,) = _claim(db_url, time.time())
+    _record(db_url, claim, code=500, retry=time.time() + 60)
+    with write_session(db_url) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(expires_at=0))
+    with write_session(db_url) as s:
+        assert delete_expired_jobs(session=s, now=time.time()) == 1
+    with read_session(db_url) as s:
+        for table in (WebhookDelivery, WebhookAttempt):
+            assert s.scalar(select(func.count()).select_from(table)) == 0

@@ -19,7 +19,7 @@ from core.db import read_session, write_session
 from core.store.tenants import create_key
 from core.store.webhook_outbox import PENDING, claim_deliveries
 from core.tables import Tenant, WebhookDelivery
-from tests.conftest import auth, make_key
+from tests.conftest import auth, make_key, worker_ctx
 from tests.test_batches import create, upload
 from tests.webhook_receiver import Receiver
 from worker.webhooks import WebhookSender
@@ -209,3 +209,20 @@ def test_the_cli_sets_a_tenants_default_webhook(cfg, tmp_path):
     assert sluice("--tenant", "acme").returncode == 2
     assert sluice("--tenant", "acme", "--clear").returncode == 0
     assert default() == (None, None)
+
+
+def test_a_retry_announces_its_end_to_the_same_webhook(hook_cfg, hook_api, tiny_runner):
+    from tests.test_retry_retention import _run_all
+
+    api = hook_api
+    alice = auth(make_key(hook_cfg.database_url, "alice"))
+    webhook = {"url": "http://127.0.0.1:9/retries", "secret": SECRET}
+    inputs = [{"input": "word " * 5000}, {"input": "fine"}]  # the first is too long
+    job = _job(api, alice, webhook, inputs=inputs, params={"truncate": False}).json()
+    _run_all(hook_cfg, worker_ctx(hook_cfg, tiny_runner))
+    retry = api.post(f"/v1/jobs/{job['id']}/retry", headers=alice).json()
+    assert retry["webhook"] == {"url": webhook["url"], "has_secret": True}
+    _run_all(hook_cfg, worker_ctx(hook_cfg, tiny_runner))
+    for job_id in (job["id"], retry["id"]):
+        (event,) = api.get(f"/v1/jobs/{job_id}/webhook_deliveries", headers=alice).json()["data"]
+        assert event["event_type"] == "job.completed" and event["url"] == webhook["url"]
