@@ -33,8 +33,11 @@ class ThroughputPoint(BaseModel):
     """Items finished in one bucket of time."""
 
     t: float = Field(description="The bucket's start (Unix seconds)")
-    items: int
-    items_per_second: float
+    items: int = Field(description="Items whose chunk finished in this bucket")
+    items_per_second: float = Field(
+        description="Items processed per second in this bucket (each chunk's items spread "
+        "over the time it ran; chunks that ran side by side add up)"
+    )
 
 
 class ThroughputOut(BaseModel):

@@ -142,7 +142,8 @@ def test_a_jobs_detail_has_chunks_throughput_usage_and_downloads(api, cfg, alice
     points = detail["throughput"]["points"]
     assert points and sum(p["items"] for p in points) == 450
     width = detail["throughput"]["bucket_seconds"]
-    assert all(p["items_per_second"] == round(p["items"] / width, 3) for p in points)
+    worked = sum(p["items_per_second"] * width for p in points)
+    assert abs(worked - 450) < 0.01 * len(points)  # the rates add up to every item
     usage = detail["usage"]
     assert (usage["items_total"], usage["items_completed"], usage["items_failed"]) == (450, 446, 4)
     assert usage["prompt_tokens"] > 0 and usage["compute_seconds"] > 0
@@ -234,14 +235,17 @@ def test_throughput_buckets_are_bounded_and_count_every_item(api, cfg, alice):
         rows = s.execute(select(Chunk.id, Chunk.n_items).where(Chunk.job_id == job_id)).all()
         assert len(rows) == 3
         ids, sizes = [r[0] for r in rows], [r[1] for r in rows]
-        # three chunks finishing over ten hours: at +0:30, +5h and +10h
-        for chunk_id, offset in zip(ids, (30.0, 5 * 3600.0, 10 * 3600.0), strict=True):
+        # three chunks finishing over ten hours: at +0:30 (started at 0), at +5h (started
+        # 400 s before, so it ran across two buckets) and at +10h (no start recorded)
+        starts = (t0, t0 + 5 * 3600.0 - 400, None)
+        offsets = (30.0, 5 * 3600.0, 10 * 3600.0)
+        for chunk_id, started, offset in zip(ids, starts, offsets, strict=True):
             s.execute(
                 update(Chunk)
                 .where(Chunk.id == chunk_id)
                 .values(
                     status="done",
-                    started_at=t0 if offset == 30.0 else t0 + offset - 10,
+                    started_at=started,
                     finished_at=t0 + offset,
                     completed=Chunk.n_items,
                 )
@@ -252,6 +256,13 @@ def test_throughput_buckets_are_bounded_and_count_every_item(api, cfg, alice):
     assert len(series.items) == 121 and sum(series.items) == 450
     assert (series.items[0], series.items[60], series.items[120]) == tuple(sizes)
     assert sum(series.items[1:60]) == sum(series.items[61:120]) == 0
+    # the work: the second chunk ran from 17,600 s to 18,000 s (bucket 60's start): a
+    # quarter of it in bucket 58, three in 59; the third, without a start, lands where it
+    # finished
+    assert len(series.worked) == 121 and sum(series.worked) == pytest.approx(450)
+    assert series.worked[0] == sizes[0] and series.worked[120] == sizes[2]
+    assert series.worked[58] == pytest.approx(sizes[1] / 4)
+    assert series.worked[59] == pytest.approx(sizes[1] * 3 / 4) and series.worked[60] == 0
 
 
 @pytest.mark.parametrize(

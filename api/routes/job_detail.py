@@ -63,8 +63,8 @@ def job_detail(job_id: str, caller: CallerDep, session: SessionDep) -> JobDetail
     series = throughput_series(session=session, job_id=job.id, max_points=MAX_POINTS)
     width, start = series.bucket_seconds, series.start or 0.0
     points = [
-        ThroughputPoint(t=start + i * width, items=n, items_per_second=round(n / width, 3))
-        for i, n in enumerate(series.items)
+        ThroughputPoint(t=start + i * width, items=n, items_per_second=round(w / width, 3))
+        for i, (n, w) in enumerate(zip(series.items, series.worked, strict=True))
     ]
     return JobDetail(
         job=job_out(job),

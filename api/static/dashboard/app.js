@@ -49,6 +49,7 @@
 
   function fmtRate(r) {
     if (r === null || r === undefined) return "-";
+    if (r === 0) return "0";
     return r >= 100 ? Math.round(r).toLocaleString("en-US") : Number(r).toFixed(r >= 10 ? 1 : 2);
   }
 
@@ -429,7 +430,7 @@
     const chart = $("d-chart");
     chart.replaceChildren();
     const points = throughput.points;
-    const W = 640, H = 220, left = 48, right = 10, top = 10, bottom = 28;
+    const W = 640, H = 220, left = 48, right = 10, top = 24, bottom = 28;
     if (!points.length) {
       chart.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no chunk has finished yet"));
       $("d-chart-note").textContent = "";
@@ -449,15 +450,17 @@
         class: "bar", x: (left + i * step + step * 0.1).toFixed(2), y: (top + plotH - h).toFixed(2),
         width: Math.max(step * 0.8, 1).toFixed(2), height: Math.max(h, 0).toFixed(2),
       });
-      bar.append(svg("title", {}, `${fmtTime(p.t)}: ${fmtInt(p.items)} items, ${fmtRate(p.items_per_second)}/s`));
+      bar.append(svg("title", {},
+        `${fmtTime(p.t)}: ${fmtRate(p.items_per_second)} items/s, ${fmtInt(p.items)} items finished`));
       chart.append(bar);
     });
     const first = points[0].t, last = points[points.length - 1].t + throughput.bucket_seconds;
     chart.append(svg("text", { x: left, y: H - 8 }, new Date(first * 1000).toLocaleTimeString()));
     chart.append(svg("text", { x: W - right, y: H - 8, "text-anchor": "end" }, new Date(last * 1000).toLocaleTimeString()));
-    chart.append(svg("text", { x: left + 4, y: top + 12 }, "items/s"));
+    chart.append(svg("text", { x: left - 6, y: 12, "text-anchor": "end" }, "items/s"));
     $("d-chart-note").textContent =
-      `${points.length} bucket(s) of ${fmtDuration(throughput.bucket_seconds)}, from the finished chunks`;
+      `Items processed per second, in ${points.length} bucket(s) of ` +
+      `${fmtDuration(throughput.bucket_seconds)}, from the finished chunks.`;
   }
 
   function renderChunks(states) {
@@ -564,6 +567,7 @@
     showOnly("job-view");
     $("job-error").textContent = "";
     $("d-downloads").dataset.job = "";
+    $("d-errors").replaceChildren(el("p", { className: "note", text: "Loading..." }));
     const signal = current.abort.signal;
     const path = `/v1/jobs/${encodeURIComponent(jobId)}`;
     let job = null;
