@@ -145,9 +145,11 @@
     return 200;
   }
 
-  // Keep a stream open: reconnect after it ends or fails, backing off up to 15 s.
-  // onMissing(status) is called (and the loop ends) when the route answers 404 or 405.
-  async function keepStreaming(path, signal, onEvent, onMissing) {
+  // Keep a stream open: reconnect after it ends or fails, backing off up to 15 s. A
+  // refusal that retrying cannot mend (a 4xx other than 408 and 429) ends the loop, after
+  // onRefused(status) when given (the job view falls back to long-polls on a 404 or 405:
+  // a server without the per-job stream).
+  async function keepStreaming(path, signal, onEvent, onRefused) {
     let backoff = 1000;
     while (!signal.aborted) {
       const started = Date.now();
@@ -157,8 +159,9 @@
       } catch (err) {
         if (signal.aborted) return;
       }
-      if ((status === 404 || status === 405) && onMissing) {
-        onMissing(status);
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        setLive(false);
+        if (onRefused) onRefused(status);
         return;
       }
       setLive(false);
@@ -650,7 +653,7 @@
       keepStreaming(`${path}/events`, stream.signal, (message) => {
         onJobEvent(message);
         if (message.event === "end") stream.abort();
-      }, () => poll());
+      }, (status) => { if (status === 404 || status === 405) poll(); });
     });
   }
 
