@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 FAULTS = {
     "PYTHONPATH": str(Path(__file__).resolve().parent / "faults"),
     "SLUICE_TEST_FAULTS": "1",
-    # every chunk of the watched job takes a second more: a 2,400-item job (12 chunks of
+    # every chunk of the watched job takes a second more: a 3,000-item job (15 chunks of
     # 200) lasts long enough for the page to see its progress move
     "SLUICE_TEST_SLOW_SECONDS": "1.0",
 }
@@ -60,7 +60,10 @@ def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_
     from playwright.sync_api import expect, sync_playwright
 
     stack.start_worker("tiny-embed", env=FAULTS)
-    job = stack.submit([f"<<slow>> text number {i}" for i in range(2400)], "tiny-embed")
+    texts = [f"<<slow>> text number {i}" for i in range(3000)]
+    for i in (10, 1500, 2999):  # three items the model cannot take: they fail alone
+        texts[i] = f"<<slow>> <<raise>> text number {i}"
+    job = stack.submit(texts, "tiny-embed")
     job_id = job["id"]
     stack.wait_until(job_id, lambda j: j["status"] == "in_progress", timeout=120)
 
@@ -82,6 +85,7 @@ def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_
 
             # two different progress values read from the page, pushed by the list stream
             first = _progress(page, job_id)
+            assert first < 1, "the job ended before the page could watch it"
             page.wait_for_function(
                 """([id, before]) => {
                     const cell = document.querySelector(`tr[data-job-id="${id}"] td.progress-cell`);
@@ -105,10 +109,24 @@ def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_
             # the detail page follows the job to its end on its own
             expect(page.locator("#d-status")).to_have_text("completed", timeout=180_000)
             expect(page.locator('#d-chunks tr[data-chunk-status="done"] td').nth(1)).to_have_text(
-                "12"
+                "15"
             )
             assert page.locator("#d-chart rect.bar").count() >= 2
+            group = page.locator("#d-errors .error-group")
+            expect(group).to_have_count(1)
+            expect(group.locator(".count")).to_have_text("3 items")
+            expect(group.locator("tbody tr")).to_have_count(3)
+            expect(group).to_contain_text("item-1500")
             page.screenshot(path=str(tmp_path / "dashboard-detail.png"), full_page=True)
+
+            # downloads are fetched with the key in the header and saved from a blob
+            with page.expect_download() as download:
+                page.click('#d-downloads button[data-format="jsonl"]')
+            assert download.value.suggested_filename == f"{job_id}.jsonl"
+            assert download.value.url.startswith("blob:")
+            saved = tmp_path / "results.jsonl"
+            download.value.save_as(str(saved))
+            assert len(saved.read_bytes().splitlines()) == 3000
 
             page.click('#nav a[data-view="models"]')
             expect(page.locator('[data-model="tiny-embed"]').first).to_be_visible()

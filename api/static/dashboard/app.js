@@ -544,7 +544,7 @@
     const head = el("tr", {}, el("th", { className: "num", text: lineKey === "index" ? "Index" : "Line" }),
       lineKey === "index" ? el("th", { text: "custom_id" }) : null, el("th", { text: "Message" }));
     return el("div", { className: "error-group", "data-code": group.code },
-      el("h3", {}, el("code", { text: group.code }), el("span", { className: "count", text: `× ${fmtInt(group.count)}` })),
+      el("h3", {}, el("code", { text: group.code }), el("span", { className: "count", text: `${fmtInt(group.count)} item${group.count === 1 ? "" : "s"}` })),
       rows.length ? el("table", { className: "small" }, el("thead", {}, head), el("tbody", {}, ...rows)) : null);
   }
 
