@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
+from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware, LargeBodyGate
-from api.routes import files, jobs, openai_batches, system, webhooks
+from api.offline_docs import install_docs
+from api.routes import dashboard, files, job_detail, jobs, openai_batches, system, webhooks
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -39,6 +41,9 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         version="0.1.0",
         description="Self-hosted batch inference: submit jobs, poll progress, stream results.",
         lifespan=lifespan,
+        # /docs is served from packaged files (api/offline_docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
@@ -72,4 +77,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(openai_batches.router)
     app.include_router(webhooks.router)
+    app.include_router(job_detail.router)
+    app.include_router(dashboard.router)
+    install_docs(app)
+    install_dashboard(app)
     return app

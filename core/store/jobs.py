@@ -93,9 +93,12 @@ def list_jobs(
     limit: int,
     after: str | None = None,
     batches_only: bool = False,
+    status: str | None = None,
+    model: str | None = None,
 ) -> list[Job]:
-    """The tenant's jobs (or only its batches), newest first, after the cursor job id; with
-    tenant_id None, every tenant's (for admin keys only).
+    """The tenant's jobs (or only its batches; only those of a status or a model when
+    given), newest first, after the cursor job id; with tenant_id None, every tenant's (for
+    admin keys only).
 
     Ordered by creation time, not id: batch ids and job ids have different prefixes.
     """
@@ -106,6 +109,10 @@ def list_jobs(
         cursor_q = cursor_q.where(Job.tenant_id == tenant_id)
     if batches_only:
         q = q.where(Job.endpoint.is_not(None))
+    if status is not None:
+        q = q.where(Job.status == status)
+    if model is not None:
+        q = q.where(Job.model == model)
     if after:
         cursor = session.scalar(cursor_q)
         if cursor is None:
