@@ -258,7 +258,7 @@ def proxied(sqlite_cfg, tmp_path: Path) -> Iterator[tuple[Stack, FaultProxy]]:
         stack.close()
 
 
-def test_retries_after_retry_after_and_gives_up_past_the_cap(proxied) -> None:
+def test_retries_after_retry_after_and_gives_up_past_the_cap(proxied, tmp_path: Path) -> None:
     stack, proxy = proxied
     client = Client(proxy.url, stack.key, max_retries=2, max_retry_wait=5)
     proxy.plan("POST", "/v1/jobs", Fault(503, {"Retry-After": "1"}))
@@ -292,6 +292,16 @@ def test_retries_after_retry_after_and_gives_up_past_the_cap(proxied) -> None:
     with pytest.raises(APIConnectionError):
         client.submit(MODEL, ["maybe sent"])
     assert [p.status for p in proxy.requests("POST", "/v1/jobs")][-1] == 0
+
+    # An upload from a path is read again for a retry; one from an iterator cannot be.
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"input": "a"}\n{"input": "b"}\n')
+    proxy.plan("POST", "/v1/files", Fault(503, {"Retry-After": "0"}))
+    assert client.upload_file(path).lines == 2
+    proxy.plan("POST", "/v1/files", Fault(503, {"Retry-After": "0"}))
+    with pytest.raises(ServiceUnavailableError):
+        client.upload_file(iter([b'{"input": "once"}\n']))
+    assert [s.status for s in proxy.requests("POST", "/v1/files")] == [503, 200, 503]
 
     # The real API's own limit (one job a minute, counted in calendar minutes: a new minute
     # may let one more through): a typed 429 with its Retry-After.

@@ -146,21 +146,21 @@ class AsyncClient:
             metadata=metadata,
             expires_after=expires_after,
         )
+        submission.check_on_invalid(on_invalid)
         path = input_path(inputs)
         if path is not None:
             if upload is False:
                 raise ValueError("a path is always uploaded as a file; pass its inputs instead")
             return await self._file_job(options, (await self.upload_file(path)).id, on_invalid)
-        lines = (
-            aitem_lines(inputs) if isinstance(inputs, AsyncIterable) else _aiter(item_lines(inputs))  # type: ignore[arg-type]
-        )
+        if isinstance(inputs, AsyncIterable):
+            lines = aitem_lines(inputs)
+        else:
+            lines = _aiter(item_lines(inputs))  # type: ignore[arg-type]
         if upload:
             return await self._file_job(options, (await self._upload_lines(lines)).id, on_invalid)
-        limits = self.config
+        max_items, max_bytes = self.config.inline_limits(upload)
         taken, overflow = await submission.atake_inline(
-            lines,
-            max_items=limits.inline_max_items if upload is None else 1 << 62,
-            max_bytes=limits.inline_max_bytes if upload is None else 1 << 62,
+            lines, max_items=max_items, max_bytes=max_bytes
         )
         if overflow is None:
             return AsyncJob(self, await self._json(endpoints.inline_job(options, taken)))

@@ -134,6 +134,7 @@ class Client:
             metadata=metadata,
             expires_after=expires_after,
         )
+        submission.check_on_invalid(on_invalid)
         path = input_path(inputs)
         if path is not None:
             if upload is False:
@@ -142,14 +143,8 @@ class Client:
         lines = item_lines(inputs)  # type: ignore[arg-type]
         if upload:
             return self._file_job(options, self._upload_lines(lines).id, on_invalid)
-        if upload is False:
-            taken, overflow = list(lines), None
-        else:
-            taken, overflow = submission.take_inline(
-                lines,
-                max_items=self.config.inline_max_items,
-                max_bytes=self.config.inline_max_bytes,
-            )
+        max_items, max_bytes = self.config.inline_limits(upload)
+        taken, overflow = submission.take_inline(lines, max_items=max_items, max_bytes=max_bytes)
         if overflow is None:
             return Job(self, self._json(endpoints.inline_job(options, taken)))
         uploaded = self._upload_lines(chain(taken, [overflow], lines))

@@ -4,6 +4,7 @@ how large a job may be before its inputs go up as a file instead of inline."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 import httpx
@@ -54,6 +55,12 @@ class ClientConfig:
             inline_max_items=inline_max_items,
             inline_max_bytes=inline_max_bytes,
         )
+
+    def inline_limits(self, upload: bool | None) -> tuple[int, int]:
+        """(items, bytes) a job may send inline: the limits, or none with upload=False."""
+        if upload is False:
+            return sys.maxsize, sys.maxsize
+        return self.inline_max_items, self.inline_max_bytes
 
     def headers(self) -> dict[str, str]:
         """Headers of every request (no Authorization without a key: the API says 401)."""

@@ -38,10 +38,15 @@ def inline_body(options: Mapping[str, Any], lines: list[bytes]) -> bytes:
     return b'{"inputs":[' + inputs + b"]," + rest[1:].encode("utf-8")
 
 
-def file_job_body(options: Mapping[str, Any], file_id: str, on_invalid: str) -> dict[str, Any]:
-    """The JSON body of a job made of an uploaded file."""
+def check_on_invalid(on_invalid: str) -> None:
+    """Refuse an on_invalid the API does not take, before anything is sent."""
     if on_invalid not in ON_INVALID:
         raise ValueError(f"on_invalid must be one of {ON_INVALID}, not {on_invalid!r}")
+
+
+def file_job_body(options: Mapping[str, Any], file_id: str, on_invalid: str) -> dict[str, Any]:
+    """The JSON body of a job made of an uploaded file."""
+    check_on_invalid(on_invalid)
     return {**options, "input_file_id": file_id, "on_invalid": on_invalid}
 
 
