@@ -125,6 +125,9 @@ def test_inputs_become_items_one_line_each() -> None:
     ]
     with pytest.raises(ValueError, match="input 1 cannot be sent as JSON"):
         list(item_lines(["ok", float("nan")]))
+    for single in ({"input": "one item"}, b"one image"):
+        with pytest.raises(TypeError, match="put a single one in a list"):
+            list(item_lines(single))  # type: ignore[arg-type]
 
 
 def test_dataframes_and_arrow_tables_are_read_by_column() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +116,15 @@ class AsyncClient:
     async def _json(self, call: Call) -> Any:
         return (await self._send(call)).json()
 
-    @asynccontextmanager
-    async def _streamed(self, call: Call) -> AsyncIterator[httpx.Response]:
+    async def _blocks(self, call: Call) -> AsyncIterator[bytes]:
+        """A streamed answer's body in blocks (a connection lost midway raises
+        APIConnectionError: a stream cannot resume where it broke)."""
         response = await self._send(call, stream=True)
         try:
-            yield response
+            async for block in response.aiter_bytes():
+                yield block
+        except httpx.TransportError as exc:
+            raise connection_error(exc, self.config.base_url) from exc
         finally:
             await response.aclose()
 
@@ -212,13 +215,11 @@ class AsyncClient:
         """A new job of a finished job's failed items."""
         return AsyncJob(self, await self._json(endpoints.retry_job(job_id)))
 
-    async def download_results(
+    def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False
     ) -> AsyncIterator[bytes]:
         """A job's results in a format (jsonl, csv or parquet), as streamed blocks."""
-        async with self._streamed(endpoints.job_results(job_id, format, only_failed)) as resp:
-            async for block in resp.aiter_bytes():
-                yield block
+        return self._blocks(endpoints.job_results(job_id, format, only_failed))
 
     def result_lines(self, job_id: str, *, only_failed: bool = False) -> AsyncIterator[bytes]:
         """A job's result lines as the API sends them (JSON bytes), in input order."""
@@ -290,11 +291,9 @@ class AsyncClient:
         """Delete a file."""
         await (await self._send(endpoints.file_call("DELETE", file_id))).aclose()
 
-    async def file_content(self, file_id: str) -> AsyncIterator[bytes]:
+    def file_content(self, file_id: str) -> AsyncIterator[bytes]:
         """A file's bytes as uploaded, streamed in blocks."""
-        async with self._streamed(endpoints.file_call("GET", file_id, "/content")) as resp:
-            async for block in resp.aiter_bytes():
-                yield block
+        return self._blocks(endpoints.file_call("GET", file_id, "/content"))
 
     async def list_models(self) -> list[dict[str, Any]]:
         """Each model's task, output size, limits and live workers."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -96,11 +95,14 @@ class Client:
     def _json(self, call: Call) -> Any:
         return self._send(call).json()
 
-    @contextmanager
-    def _streamed(self, call: Call) -> Iterator[httpx.Response]:
+    def _blocks(self, call: Call) -> Iterator[bytes]:
+        """A streamed answer's body in blocks (a connection lost midway raises
+        APIConnectionError: a stream cannot resume where it broke)."""
         response = self._send(call, stream=True)
         try:
-            yield response
+            yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise connection_error(exc, self.config.base_url) from exc
         finally:
             response.close()
 
@@ -201,8 +203,7 @@ class Client:
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False
     ) -> Iterator[bytes]:
         """A job's results in a format (jsonl, csv or parquet), as streamed blocks."""
-        with self._streamed(endpoints.job_results(job_id, format, only_failed)) as response:
-            yield from response.iter_bytes()
+        return self._blocks(endpoints.job_results(job_id, format, only_failed))
 
     def result_lines(self, job_id: str, *, only_failed: bool = False) -> Iterator[bytes]:
         """A job's result lines as the API sends them (JSON bytes), in input order."""
@@ -277,8 +278,7 @@ class Client:
 
     def file_content(self, file_id: str) -> Iterator[bytes]:
         """A file's bytes as uploaded, streamed in blocks."""
-        with self._streamed(endpoints.file_call("GET", file_id, "/content")) as response:
-            yield from response.iter_bytes()
+        return self._blocks(endpoints.file_call("GET", file_id, "/content"))
 
     def list_models(self) -> list[dict[str, Any]]:
         """Each model's task, output size, limits and live workers."""

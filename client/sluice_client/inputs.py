@@ -55,6 +55,8 @@ def input_path(inputs: Any) -> Path | None:
 
 def item_lines(inputs: Iterable[Any]) -> Iterator[bytes]:
     """JSONL lines of in-memory inputs: an iterable, a DataFrame or an Arrow table."""
+    if isinstance(inputs, Mapping | bytes | bytearray):
+        raise TypeError("inputs is a collection of inputs: put a single one in a list")
     if is_dataframe(inputs):
         items: Iterable[Any] = dataframe_items(inputs)
     elif is_arrow_table(inputs):
