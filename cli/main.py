@@ -27,6 +27,13 @@ app.add_typer(tenants_app, name="tenants")
 err = Console(stderr=True)
 
 
+def _say_error(message: object) -> None:
+    """One red line on stderr (the message's brackets are text, not rich markup)."""
+    from rich.markup import escape
+
+    err.print(f"[red]{escape(str(message))}[/]")
+
+
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -101,7 +108,7 @@ def workers(
     try:
         indices = parse_gpus(gpus)
     except GpuSpecError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
     supervisor = Supervisor({g: worker_command(g, models, threads) for g in indices})
     raise typer.Exit(supervisor.run())
@@ -164,11 +171,16 @@ def submit(
 
     from cli.client import ApiError, Client
     from cli.follow import follow_job
-    from cli.upload import image_files, image_lines, multipart_body, native_lines
+    from cli.upload import image_files, image_lines, native_lines
 
     if on_invalid not in ("fail", "skip"):
         err.print("[red]--on-invalid takes fail or skip[/]")
         raise typer.Exit(2)
+    try:
+        task_params = json.loads(params)
+    except ValueError as exc:
+        _say_error(f"--params is not JSON: {exc}")
+        raise typer.Exit(2) from exc
     images = None
     try:
         if file.is_dir():
@@ -177,7 +189,7 @@ def submit(
         else:
             size = file.stat().st_size
     except OSError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
     if images == []:
         err.print(f"[red]{file} holds no images (.png, .jpg, .jpeg, .webp, .bmp, .gif)[/]")
@@ -199,15 +211,12 @@ def submit(
                 else native_lines(file, limit, progress)
             )
             filename = f"{file.name}.jsonl" if images is not None else file.name
-            content_type, body = multipart_body(
-                lines, filename=filename, fields={"purpose": "jobs"}
-            )
-            uploaded = client.upload(content_type, body)
+            uploaded = client.upload_lines(lines, filename=filename)
         err.print(f"uploaded {uploaded['id']}: {uploaded['lines']:,} lines")
         job = client.submit_file(
             model=model,
             input_file_id=uploaded["id"],
-            params=json.loads(params),
+            params=task_params,
             priority=priority,
             on_invalid=on_invalid,
         )
@@ -221,10 +230,10 @@ def submit(
             if job["status"] == "failed":
                 raise typer.Exit(1)
     except ApiError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(1) from exc
     except OSError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
 
 
@@ -233,17 +242,27 @@ def status(
     job_id: str, wait: Annotated[float, typer.Option(help="Long-poll up to N seconds")] = 0
 ) -> None:
     """Print a job as JSON."""
-    from cli.client import Client
+    from cli.client import ApiError, Client
 
-    print(json.dumps(Client().job(job_id, wait=wait), indent=2))
+    try:
+        job = Client().job(job_id, wait=wait)
+    except ApiError as exc:
+        _say_error(exc)
+        raise typer.Exit(1) from exc
+    print(json.dumps(job, indent=2))
 
 
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job."""
-    from cli.client import Client
+    from cli.client import ApiError, Client
 
-    print(json.dumps(Client().cancel(job_id), indent=2))
+    try:
+        job = Client().cancel(job_id)
+    except ApiError as exc:
+        _say_error(exc)
+        raise typer.Exit(1) from exc
+    print(json.dumps(job, indent=2))
 
 
 RESULT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -306,7 +325,7 @@ def results(
             if output:
                 out.close()
     except ApiError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(1) from exc
 
 
