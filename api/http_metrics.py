@@ -1,11 +1,13 @@
 """Timing every HTTP request by its route's path template (`/v1/jobs/{job_id}`, never the
-raw path, so the label's values stay as few as the routes), method and status."""
+raw path, so the label's values stay as few as the routes; long-polls get `?wait` after
+it), method and status."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +16,9 @@ from api.metrics import HTTP_DURATION
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
+# Long-polls wait by design: a label of their own keeps them from hiding the latency of
+# plain reads of the same route.
+LONG_POLL = "?wait"
 
 
 def _routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -43,7 +48,21 @@ def route_template(scope: Scope) -> str:
                 partial = candidate
         route = route or partial
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+    if not isinstance(path, str) or not path:
+        return UNMATCHED
+    return path + LONG_POLL if is_long_poll(scope) else path
+
+
+def is_long_poll(scope: Scope) -> bool:
+    """Whether the request asks to wait for a change (`?wait=` above 0)."""
+    query = scope.get("query_string") or b""
+    if b"wait=" not in query:
+        return False
+    values = parse_qs(query.decode("latin-1")).get("wait", [])
+    try:
+        return any(float(v) > 0 for v in values)
+    except ValueError:
+        return False
 
 
 class HttpMetricsMiddleware:

@@ -44,9 +44,7 @@ class Exposition:
 
     def label_sets(self, name: str) -> list[dict[str, str]]:
         """The label sets of a sample name."""
-        return [
-            dict(s.labels) for f in self.families.values() for s in f.samples if s.name == name
-        ]
+        return [dict(s.labels) for f in self.families.values() for s in f.samples if s.name == name]
 
 
 def _has(have: Mapping[str, str], want: Mapping[str, str]) -> bool:

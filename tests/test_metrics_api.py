@@ -68,6 +68,7 @@ def test_request_durations_are_labelled_by_route_template_and_status(api, alice)
     assert api.get("/v1/jobs/job_nope", headers=alice).status_code == 404
     assert api.get(f"/v1/jobs/{job['id']}").status_code == 401  # refused before routing
     assert api.get("/no/such/path").status_code == 404
+    assert api.get(f"/v1/jobs/{job['id']}", params={"wait": 0.05}, headers=alice).is_success
     after = scrape(api)
 
     def delta(**labels: str) -> float:
@@ -78,6 +79,7 @@ def test_request_durations_are_labelled_by_route_template_and_status(api, alice)
     assert delta(method="GET", route=route, status="404") == 1
     assert delta(method="GET", route=route, status="401") == 1
     assert delta(method="GET", route="unmatched", status="404") == 1
+    assert delta(method="GET", route=route + "?wait", status="200") == 1
     routes = {labels["route"] for labels in after.label_sets(DURATION)}
     assert job["id"] not in " ".join(routes)  # templates, never raw paths
     assert after.value(DURATION, route="/metrics") >= 1  # the first scrape, timed
@@ -120,6 +122,10 @@ def test_route_template_for_unrouted_scopes(api):
     assert route_template(scope) == "/v1/files/{file_id}/content"
     assert route_template({**scope, "path": "/nope"}) == "unmatched"
     assert route_template({**scope, "method": "DELETE", "path": "/v1/jobs"}) == "/v1/jobs"
+    job = {**scope, "path": "/v1/jobs/job_1"}
+    assert route_template({**job, "query_string": b"wait=30"}) == "/v1/jobs/{job_id}?wait"
+    assert route_template({**job, "query_string": b"wait=0"}) == "/v1/jobs/{job_id}"
+    assert route_template({**job, "query_string": b"wait=soon"}) == "/v1/jobs/{job_id}"
 
 
 def test_metrics_token_guards_the_scrape(cfg):
