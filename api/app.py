@@ -11,9 +11,21 @@ from fastapi import FastAPI
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
+from api.http_metrics import HttpMetricsMiddleware
 from api.limits import BodyLimitMiddleware, LargeBodyGate
+from api.metrics import cache_lookup_recorder, process_started, process_stopping
+from api.model_load import ModelLoadReader
 from api.offline_docs import install_docs
-from api.routes import dashboard, files, job_detail, jobs, openai_batches, system, webhooks
+from api.routes import (
+    dashboard,
+    files,
+    job_detail,
+    jobs,
+    monitoring,
+    openai_batches,
+    system,
+    webhooks,
+)
 from api.routes.jobs import STATUS_CACHE_SECONDS
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -34,7 +46,11 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if check_db:
             check_schema(cfg.database_url)
-        yield
+        process_started()
+        try:
+            yield
+        finally:
+            process_stopping()
 
     app = FastAPI(
         title="sluice",
@@ -48,8 +64,18 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
-    app.state.key_cache = TTLCache[Caller](KEY_CACHE_SECONDS)
-    app.state.job_cache = TTLCache[Job](STATUS_CACHE_SECONDS)
+    app.state.key_cache = TTLCache[Caller](
+        KEY_CACHE_SECONDS, on_lookup=cache_lookup_recorder("api_key")
+    )
+    app.state.job_cache = TTLCache[Job](
+        STATUS_CACHE_SECONDS, on_lookup=cache_lookup_recorder("job_status")
+    )
+    app.state.model_load = ModelLoadReader(
+        database_url=cfg.database_url,
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
+    )
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
@@ -71,11 +97,13 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         upload_paths=("/v1/files",),
     )
     app.add_middleware(ApiKeyMiddleware, state=app.state)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: refusals are timed too
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
     app.include_router(openai_batches.router)
+    app.include_router(monitoring.router)
     app.include_router(webhooks.router)
     app.include_router(job_detail.router)
     app.include_router(dashboard.router)

@@ -60,18 +60,22 @@ def api(
     """Run the HTTP API (refuses to start on an out-of-date schema)."""
     import uvicorn
 
+    from cli.metrics_dir import multiprocess_metrics
     from core.config import settings
 
     _logging()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=settings.api_port if port is None else port,
-        workers=workers or settings.api_workers,
-        log_level="info",
-        access_log=False,
-    )
+    processes = workers or settings.api_workers
+    # Before the processes start: each one's metrics go to files there, summed on a scrape.
+    with multiprocess_metrics(processes):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            workers=processes,
+            log_level="info",
+            access_log=False,
+        )
 
 
 @app.command()
@@ -83,13 +87,26 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice)")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics on this port (default SLUICE_WORKER_METRICS_PORT; "
+            "unset: none)",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: one process per GPU, models loaded once."""
+    from core.config import settings
     from worker.main import start_worker
 
     _logging()
     start_worker(
-        gpu=gpu, models=[m for m in models.split(",") if m] if models else None, threads=threads
+        gpu=gpu,
+        models=[m for m in models.split(",") if m] if models else None,
+        threads=threads,
+        metrics_port=metrics_port if metrics_port is not None else settings.worker_metrics_port,
     )
 
 
@@ -100,17 +117,36 @@ def workers(
         str | None, typer.Option(help="Comma-separated model names (default: all)")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per worker")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="The first worker's metrics port; the i-th GPU listed gets this + i "
+            "(default SLUICE_WORKER_METRICS_PORT; unset: none)",
+        ),
+    ] = None,
 ) -> None:
     """Start and supervise one worker per GPU (restarted if it dies)."""
-    from worker.supervisor import GpuSpecError, Supervisor, parse_gpus, worker_command
+    from core.config import settings
+    from worker.supervisor import (
+        GpuSpecError,
+        Supervisor,
+        metrics_ports,
+        parse_gpus,
+        worker_command,
+    )
 
     _logging()
     try:
         indices = parse_gpus(gpus)
+        ports = metrics_ports(
+            indices, metrics_port if metrics_port is not None else settings.worker_metrics_port
+        )
     except GpuSpecError as exc:
         _say_error(exc)
         raise typer.Exit(2) from exc
-    supervisor = Supervisor({g: worker_command(g, models, threads) for g in indices})
+    supervisor = Supervisor({g: worker_command(g, models, threads, ports.get(g)) for g in indices})
     raise typer.Exit(supervisor.run())
 
 

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, ge=0)
     jobs_per_minute: int = Field(default=120, ge=1)
     page_size_max: int = Field(default=100, ge=1)
+    # /metrics answers only `Authorization: Bearer <this>` when set; unset, it is open (like
+    # /healthz), so keep it off the public network.
+    metrics_token: str | None = None
+    # A worker serves its Prometheus metrics on this port (unset: none) and address;
+    # `sluice workers` gives its i-th worker port + i.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost

@@ -14,12 +14,33 @@ from core.store.chunk_leases import extend_lease
 from core.store.openai_batches import expire_overdue
 from core.store.retention import claim_expired_files, delete_expired_jobs
 from core.store.sweep import sweep_expired
+from core.worker_info import ModelServing, WorkerInfo, write_worker_info
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch_finalizes, dispatch_model
 from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
+
+
+def describe_worker(ctx: WorkerContext, now: float) -> WorkerInfo:
+    """This worker as its heartbeat describes it: host, and per model its device, dtype and
+    items/s over the last minute."""
+    rates = ctx.throughput.per_second(now)
+    return WorkerInfo(
+        name=ctx.name,
+        host=ctx.host,
+        last_heartbeat=now,
+        models={
+            model: ModelServing(
+                task=str(getattr(runner, "task", "")),
+                device=str(getattr(runner, "device", "")),
+                dtype=str(getattr(runner, "dtype", "")).removeprefix("torch."),
+                items_per_second=round(rates.get(model, 0.0), 3),
+            )
+            for model, runner in ctx.runners.items()
+        },
+    )
 
 
 class Housekeeper(threading.Thread):
@@ -73,11 +94,14 @@ class Housekeeper(threading.Thread):
             self._next["dispatch"] = 0.0  # new work announced: dispatch now
 
     def heartbeat(self, now: float) -> None:
-        """Tell dispatchers this worker serves its models."""
+        """Tell dispatchers this worker serves its models, and the API's model status what
+        it runs them on and how fast."""
         pipe = self.ctx.redis.pipeline()
         for model in self.ctx.runners:
             pipe.zadd(workers_key(self.ctx.cfg.redis_prefix, model), {self.ctx.name: now})
         pipe.execute()
+        info = describe_worker(self.ctx, now)
+        write_worker_info(self.ctx.redis, prefix=self.ctx.cfg.redis_prefix, info=info)
 
     def extend_leases(self, now: float) -> None:
         """Extend the lease of every chunk this process runs; flag the ones we lost."""
@@ -92,9 +116,10 @@ class Housekeeper(threading.Thread):
                     now=now,
                     lease=self.ctx.cfg.lease_seconds,
                 )
-            if not ok:
+            if not ok and not lease.lost:
                 log.warning("lease of chunk %s lost; stopping it", lease.work.chunk_id)
                 lease.lost = True
+                self.ctx.metrics.lease_lost(lease.work.model)
 
     def sweep(self, now: float) -> None:
         """Return expired leases to pending; one worker at a time does it."""

@@ -155,8 +155,8 @@ async def get_my_job(
     state = request.app.state
     db = state.settings.database_url
     owner = readable_by(caller)
-    job = state.job_cache.get((owner, job_id))
-    if job is None or wait > 0:
+    job = state.job_cache.get((owner, job_id)) if wait == 0 else None  # a long-poll reads
+    if job is None:
         job = await run_in_threadpool(_load, db, owner, job_id)
         state.job_cache.put((owner, job_id), job)
     wait = min(wait, state.settings.max_wait_seconds)
