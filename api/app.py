@@ -12,6 +12,7 @@ from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetricsMiddleware
+from api.job_watch import job_watcher
 from api.limits import BodyLimitMiddleware, LargeBodyGate
 from api.metrics import cache_lookup_recorder, process_started, process_stopping
 from api.model_load import ModelLoadReader
@@ -20,13 +21,14 @@ from api.routes import (
     dashboard,
     files,
     job_detail,
+    job_events,
     jobs,
     monitoring,
     openai_batches,
     system,
     webhooks,
 )
-from api.routes.jobs import STATUS_CACHE_SECONDS
+from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
 from core.config import Settings, settings
@@ -34,7 +36,6 @@ from core.contracts.spec import load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
 from core.store.tenants import Caller
-from core.tables import Job
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
             yield
         finally:
             process_stopping()
+            await app.state.job_watcher.close()
 
     app = FastAPI(
         title="sluice",
@@ -67,8 +69,13 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.key_cache = TTLCache[Caller](
         KEY_CACHE_SECONDS, on_lookup=cache_lookup_recorder("api_key")
     )
-    app.state.job_cache = TTLCache[Job](
-        STATUS_CACHE_SECONDS, on_lookup=cache_lookup_recorder("job_status")
+    app.state.job_watcher = job_watcher(
+        cfg.database_url,
+        cfg.watch_interval_seconds,
+        on_lookup=cache_lookup_recorder("job_status"),
+    )
+    app.state.stream_slots = StreamSlots(
+        total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant
     )
     app.state.model_load = ModelLoadReader(
         database_url=cfg.database_url,
@@ -102,6 +109,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
+    app.include_router(job_events.router)
     app.include_router(openai_batches.router)
     app.include_router(monitoring.router)
     app.include_router(webhooks.router)

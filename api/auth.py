@@ -4,6 +4,7 @@ lookup."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -46,7 +47,11 @@ async def authenticate(keys: TTLCache[Caller], database_url: str, key: str) -> C
     digest = hash_key(key)
     caller = keys.get(digest)
     if caller is None:
-        caller = await run_in_threadpool(_lookup, database_url, key)
+        # One lookup per key at a time: the requests that find the entry expired together
+        # wait for the same one.
+        caller = await keys.load_once(
+            digest, partial(run_in_threadpool, _lookup, database_url, key)
+        )
         if caller is None:
             raise Unauthorized("invalid or revoked API key")
         keys.put(digest, caller)

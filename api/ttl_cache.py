@@ -3,8 +3,9 @@ job, or present one key, without a database round trip each."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -22,6 +23,7 @@ class TTLCache(Generic[V]):
     ) -> None:
         self.seconds, self.size, self.on_lookup = seconds, size, on_lookup
         self._entries: dict[Hashable, tuple[float, V]] = {}
+        self._loading: dict[Hashable, asyncio.Future[V | None]] = {}
 
     def get(self, key: Hashable) -> V | None:
         """The value, if it was put less than `seconds` ago."""
@@ -36,3 +38,12 @@ class TTLCache(Generic[V]):
         if len(self._entries) >= self.size:
             self._entries.clear()
         self._entries[key] = (time.monotonic() + self.seconds, value)
+
+    async def load_once(self, key: Hashable, load: Callable[[], Awaitable[V | None]]) -> V | None:
+        """load()'s answer for a key, shared by every caller that asks while it runs: when
+        an entry expires under many requests, one of them reads it again, not all."""
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.ensure_future(load())
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)

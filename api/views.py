@@ -56,6 +56,6 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
     )
 
 
-def change_signature(job: Job) -> tuple[str, int, int]:
-    """What a long-poll waits to see change."""
-    return (job.status, job.completed, job.failed)
+def change_signature(job: Job) -> tuple[str, int, int, int]:
+    """What a long-poll waits to see change, and what makes a watched job's new version."""
+    return (job.status, job.total, job.completed, job.failed)

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # `sluice workers` gives its i-th worker port + i.
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+    # Live progress: each API process reads a watched job once per this interval for all
+    # of its listeners (event streams and long-polls); streams send progress at most twice
+    # a second and a `: ping` comment after this many idle seconds; open streams are
+    # bounded per process and per tenant.
+    watch_interval_seconds: float = Field(default=0.5, ge=0.01, le=10)
+    event_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    max_event_streams: int = Field(default=1000, ge=1)
+    max_event_streams_per_tenant: int = Field(default=100, ge=1)
 
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost

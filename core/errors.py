@@ -89,10 +89,15 @@ class Conflict(SluiceError):
 
 
 class ServiceUnavailable(SluiceError):
-    """A backing service (database, Redis) is unreachable; retry later."""
+    """A backing service (database, Redis) is unreachable, or the process is at a bound;
+    retry later."""
 
     code = "service_unavailable"
     kind = "server_error"
+
+    def __init__(self, message: str, *, retry_after: int = 5, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 class SchemaOutdated(SluiceError):

@@ -191,8 +191,10 @@ def test_long_poll_wakes_on_change_and_times_out(api, alice, cfg):
         time.sleep(0.5)
         api.post(f"/v1/jobs/{job_id}/cancel", headers=alice)
 
-    threading.Thread(target=cancel_soon).start()
+    canceller = threading.Thread(target=cancel_soon)
+    canceller.start()
     r = api.get(f"/v1/jobs/{job_id}", params={"wait": 30}, headers=alice)
+    canceller.join()  # the cancel's answer may come after the long-poll's
     assert r.json()["status"] == "cancelled"
     assert api.get(f"/v1/jobs/{job_id}", params={"wait": 301}, headers=alice).status_code == 422
 

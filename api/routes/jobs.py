@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -22,12 +20,14 @@ from api.deps import (
     page_of,
     require_admin,
 )
+from api.job_watch import JobWatcher
 from api.json_route import OrjsonRoute
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
-from api.views import change_signature, job_out
+from api.views import job_out
 from core import states
 from core.db import read_session, write_session
+from core.errors import NotFound
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.store.results import stream_results
 from core.store.tenants import Caller, tenant_named
@@ -49,16 +49,22 @@ router = APIRouter(
     dependencies=STRICT_QUERY,
     route_class=OrjsonRoute,
 )
-POLL_SECONDS = 0.25
-# A plain GET of a job may answer from what this process read this long ago: a hundred
-# clients polling one job then cost a few database reads a second, not one each.
-STATUS_CACHE_SECONDS = 0.25
+# A long-poll whose job does not change looks this often whether its client has gone.
+DISCONNECT_CHECK_SECONDS = 1.0
 
 
 def _load(db: str, tenant_id: str | None, job_id: str) -> Job:
     with read_session(db) as session:
         job = get_job(session=session, tenant_id=tenant_id, job_id=job_id)
     return found(job, f"no job {job_id!r}", param="job_id")
+
+
+def visible(job: Job | None, owner: str | None, job_id: str) -> Job:
+    """A job read by id, if the caller may read it (owner None: an admin key); NotFound
+    otherwise, as for a job that does not exist."""
+    if job is None or (owner is not None and job.tenant_id != owner):
+        raise NotFound(f"no job {job_id!r}", param="job_id")
+    return job
 
 
 def readable_by(caller: Caller) -> str | None:
@@ -153,22 +159,29 @@ async def get_my_job(
 ) -> JobOut:
     """The job now, or as soon as its status or counts change within `wait` seconds."""
     state = request.app.state
-    db = state.settings.database_url
     owner = readable_by(caller)
-    job = state.job_cache.get((owner, job_id)) if wait == 0 else None  # a long-poll reads
-    if job is None:
-        job = await run_in_threadpool(_load, db, owner, job_id)
-        state.job_cache.put((owner, job_id), job)
+    watcher: JobWatcher[Job] = state.job_watcher
     wait = min(wait, state.settings.max_wait_seconds)
-    if wait > 0 and job.status not in states.JOB_TERMINAL:
-        before = change_signature(job)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and not await request.is_disconnected():
-            await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            job = await run_in_threadpool(_load, db, owner, job_id)
-            if change_signature(job) != before:
+    if wait <= 0:
+        # The job's latest read (at most an interval old) if some request watches it, else
+        # a read now that the requests of the next interval share.
+        snapshot = await watcher.current(job_id)
+        return job_out(visible(snapshot.value, owner, job_id))
+    # A long-poll waits on the job's watch: one read per interval serves every waiter.
+    deadline = time.monotonic() + wait
+    async with watcher.listen(job_id) as listener:
+        snapshot = listener.latest
+        job = visible(snapshot.value, owner, job_id)
+        if job.status in states.JOB_TERMINAL:
+            return job_out(job)
+        while (remaining := deadline - time.monotonic()) > 0:
+            # Wakes at least once a second to notice a client that has gone.
+            newer = await listener.next(snapshot.version, min(remaining, DISCONNECT_CHECK_SECONDS))
+            if newer is not None:
+                return job_out(visible(newer.value, owner, job_id))
+            if await request.is_disconnected():
                 break
-    return job_out(job)
+        return job_out(job)
 
 
 @router.get(
@@ -224,7 +237,7 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
             f"no job {job_id!r}",
             param="job_id",
         )
-    request.app.state.job_cache.put((tenant.id, job_id), job)  # no stale status after this
+    request.app.state.job_watcher.publish(job_id, job)  # no stale status after this
     return job_out(job)
 
 

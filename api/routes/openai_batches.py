@@ -98,5 +98,5 @@ def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut
             f"no batch {batch_id!r}",
             param="batch_id",
         )
-    request.app.state.job_cache.put((tenant.id, batch_id), cancelled)
+    request.app.state.job_watcher.publish(batch_id, cancelled)
     return batch_out(cancelled)
