@@ -23,10 +23,11 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 
 # The project is installed from a bind mount, so no source tree stays in the image
-# (rw: pip builds in the tree; what it writes there is discarded).
+# (rw: pip builds in the tree; what it writes there is discarded). The client (client/, the
+# sluice-client distribution sluice depends on) is named beside it, so pip takes it from here.
 RUN --mount=type=bind,source=.,target=/src,rw \
     --mount=type=cache,target=/root/.cache/pip \
-    pip install /src
+    pip install /src/client /src
 
 # Non-root. The Hugging Face cache directory exists in the image, owned by this user, so a
 # named volume mounted over it starts with the right owner.

@@ -9,10 +9,25 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
+from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
+from api.http_metrics import HttpMetricsMiddleware
 from api.job_watch import job_watcher
 from api.limits import BodyLimitMiddleware, LargeBodyGate
-from api.routes import files, job_events, jobs, openai_batches, system
+from api.metrics import cache_lookup_recorder, process_started, process_stopping
+from api.model_load import ModelLoadReader
+from api.offline_docs import install_docs
+from api.routes import (
+    dashboard,
+    files,
+    job_detail,
+    job_events,
+    jobs,
+    monitoring,
+    openai_batches,
+    system,
+    webhooks,
+)
 from api.status_fast_path import StatusFastPath
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
@@ -33,22 +48,41 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if check_db:
             check_schema(cfg.database_url)
-        yield
-        await app.state.job_watcher.close()
+        process_started()
+        try:
+            yield
+        finally:
+            process_stopping()
+            await app.state.job_watcher.close()
 
     app = FastAPI(
         title="sluice",
         version="0.1.0",
         description="Self-hosted batch inference: submit jobs, poll progress, stream results.",
         lifespan=lifespan,
+        # /docs is served from packaged files (api/offline_docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
-    app.state.key_cache = TTLCache[Caller](KEY_CACHE_SECONDS)
-    app.state.job_watcher = job_watcher(cfg.database_url, cfg.watch_interval_seconds)
+    app.state.key_cache = TTLCache[Caller](
+        KEY_CACHE_SECONDS, on_lookup=cache_lookup_recorder("api_key")
+    )
+    app.state.job_watcher = job_watcher(
+        cfg.database_url,
+        cfg.watch_interval_seconds,
+        on_lookup=cache_lookup_recorder("job_status"),
+    )
     app.state.stream_slots = StreamSlots(
         total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant
+    )
+    app.state.model_load = ModelLoadReader(
+        database_url=cfg.database_url,
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
     )
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
@@ -73,10 +107,17 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     # A plain status GET is answered here, once its key is checked (api/status_fast_path).
     app.add_middleware(StatusFastPath, state=app.state)
     app.add_middleware(ApiKeyMiddleware, state=app.state)
+    app.add_middleware(HttpMetricsMiddleware)  # outermost: refusals are timed too
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(files.router)
     app.include_router(jobs.router)
     app.include_router(job_events.router)
     app.include_router(openai_batches.router)
+    app.include_router(monitoring.router)
+    app.include_router(webhooks.router)
+    app.include_router(job_detail.router)
+    app.include_router(dashboard.router)
+    install_docs(app)
+    install_dashboard(app)
     return app

@@ -107,9 +107,12 @@ class JobWatcher(Generic[T]):
         signature: Callable[[T], Hashable],
         final: Callable[[T], bool],
         interval: float,
+        on_lookup: Callable[[bool], None] | None = None,
     ) -> None:
         self._read, self._signature, self._final = read, signature, final
         self.interval = interval
+        # Hears, for each listener, whether it joined a watch already reading (a hit).
+        self._on_lookup = on_lookup
         self._watches: dict[str, _Watch[T]] = {}
         # Over the process's life: database reads made, and listeners that joined a watch
         # already reading, so shared its reads instead of making one (the status path's
@@ -132,11 +135,14 @@ class JobWatcher(Generic[T]):
         """Listen to a job for the length of the block; entered once the job has been read
         at least once (raising that read's error if it failed)."""
         watch = self._watches.get(job_id)
+        hit = watch is not None
         if watch is None:
             watch = self._watches[job_id] = _Watch()
             watch.task = asyncio.create_task(self._run(job_id, watch), name=f"watch {job_id}")
         else:
             self.hits += 1
+        if self._on_lookup is not None:
+            self._on_lookup(hit)
         watch.listeners += 1
         try:
             while watch.latest is None and watch.error is None:
@@ -228,7 +234,9 @@ def _read_job(database_url: str, job_id: str) -> Job | None:
         return get_job(session=session, tenant_id=None, job_id=job_id)
 
 
-def job_watcher(database_url: str, interval: float) -> JobWatcher[Job]:
+def job_watcher(
+    database_url: str, interval: float, on_lookup: Callable[[bool], None] | None = None
+) -> JobWatcher[Job]:
     """The watcher of an API process: any tenant's job by id (routes check the tenant),
     a new version when its status or counts change, no reads once it has ended."""
     return JobWatcher(
@@ -236,4 +244,5 @@ def job_watcher(database_url: str, interval: float) -> JobWatcher[Job]:
         signature=change_signature,
         final=lambda job: job.status in states.JOB_TERMINAL,
         interval=interval,
+        on_lookup=on_lookup,
     )

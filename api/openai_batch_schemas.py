@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas import WebhookIn
+
 WINDOW_PATTERN = r"^[1-9][0-9]{0,5}[smhd]$"
 
 
@@ -34,6 +36,12 @@ class BatchCreate(BaseModel):
         default="fail",
         description="sluice extension: `fail` the batch on any invalid line (OpenAI's "
         "behaviour), or `skip` invalid lines into the error file",
+    )
+    webhook: WebhookIn | None = Field(
+        default=None,
+        description="sluice extension: POSTed a signed batch.completed, batch.failed, "
+        "batch.cancelled or batch.expired event when the batch ends (default: the tenant's "
+        "webhook, if one is set)",
     )
 
 

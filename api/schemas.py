@@ -23,6 +23,24 @@ class InputItem(BaseModel):
     )
 
 
+class WebhookIn(BaseModel):
+    """Where to announce the job's end (Standard Webhooks), and the secret that signs it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="An http(s) URL of a public host, up to 2048 characters")
+    secret: str = Field(
+        description="`whsec_` + base64 of 24 to 64 random bytes; each POST is signed with it"
+    )
+
+
+class WebhookOut(BaseModel):
+    """A job's webhook as shown: its URL, never its secret."""
+
+    url: str
+    has_secret: bool
+
+
 class JobCreate(BaseModel):
     """A job submitted with its inputs inline."""
 
@@ -53,6 +71,11 @@ class JobCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters")
     priority: int = Field(default=0, ge=0, le=9, description="0 to 9; higher runs first")
     metadata: dict[str, str] = Field(default_factory=dict, description="Your labels")
+    webhook: WebhookIn | None = Field(
+        default=None,
+        description="POSTed a signed job.completed, job.failed, job.cancelled or job.expired "
+        "event when the job ends (default: the tenant's webhook, if one is set)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> JobCreate:
@@ -106,6 +129,9 @@ class JobOut(BaseModel):
     )
     output_file_id: str | None = Field(default=None, description="A finished batch's output file")
     error_file_id: str | None = Field(default=None, description="A finished batch's error file")
+    webhook: WebhookOut | None = Field(
+        default=None, description="The job's own webhook (its secret is never shown)"
+    )
 
 
 class JobList(BaseModel):

@@ -13,19 +13,25 @@ V = TypeVar("V")
 
 class TTLCache(Generic[V]):
     """Values by key for `seconds`; at most `size` entries (emptied when full: rare, and
-    cheaper than tracking recency)."""
+    cheaper than tracking recency). `on_lookup` hears whether each get found a value."""
 
-    def __init__(self, seconds: float, size: int = 10_000) -> None:
-        self.seconds, self.size = seconds, size
+    def __init__(
+        self,
+        seconds: float,
+        size: int = 10_000,
+        on_lookup: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.seconds, self.size, self.on_lookup = seconds, size, on_lookup
         self._entries: dict[Hashable, tuple[float, V]] = {}
         self._loading: dict[Hashable, asyncio.Future[V | None]] = {}
 
     def get(self, key: Hashable) -> V | None:
         """The value, if it was put less than `seconds` ago."""
         entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+        found = entry is not None and entry[0] >= time.monotonic()
+        if self.on_lookup is not None:
+            self.on_lookup(found)
+        return entry[1] if found and entry is not None else None
 
     def put(self, key: Hashable, value: V) -> None:
         """Remember a value from now."""

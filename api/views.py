@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from api.schemas import Counts, JobOut
+from api.schemas import Counts, JobOut, WebhookOut
 from core import states
 from core.tables import Job
 
@@ -47,6 +47,11 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
                 "prompt_tokens": job.prompt_tokens or 0,
                 "completion_tokens": job.completion_tokens or 0,
             },
+            "webhook": (
+                WebhookOut(url=job.webhook_url, has_secret=bool(job.webhook_secret))
+                if job.webhook_url
+                else None
+            ),
         }
     )
 

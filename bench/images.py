@@ -172,8 +172,6 @@ def timed_file_job(
     """A small inline warm-up job, then the timed one as images are sent in bulk: a JSONL
     upload (streamed) made a job, from the first byte sent to completed. (job, seconds,
     seconds the upload took)."""
-    from cli.upload import multipart_body
-
     client = stack.client
     warm = client.submit(model=model, inputs=items[:64], params={"top_k": 1})
     if finish(client, warm, timeout)["status"] != "completed":
@@ -181,8 +179,7 @@ def timed_file_job(
     log(f"uploading {len(items):,} images as a file and making a job of it")
     started = time.perf_counter()
     lines = (orjson.dumps(item) + b"\n" for item in items)
-    content_type, body = multipart_body(lines, filename="images.jsonl", fields={"purpose": "jobs"})
-    uploaded = client.upload(content_type, body)
+    uploaded = client.upload_lines(lines, filename="images.jsonl")
     submitted = time.perf_counter() - started
     job = client.submit_file(model=model, input_file_id=uploaded["id"], params={"top_k": 1})
     job = finish(client, job, timeout)

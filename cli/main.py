@@ -22,9 +22,18 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
 err = Console(stderr=True)
 # Seconds `sluice api` lets running requests finish at shutdown before it cancels them.
 SHUTDOWN_GRACE_SECONDS = 10
+
+
+def _say_error(message: object) -> None:
+    """One red line on stderr (the message's brackets are text, not rich markup)."""
+    from rich.markup import escape
+
+    err.print(f"[red]{escape(str(message))}[/]")
 
 
 def _logging(level: str = "INFO") -> None:
@@ -53,21 +62,25 @@ def api(
     """Run the HTTP API (refuses to start on an out-of-date schema)."""
     import uvicorn
 
+    from cli.metrics_dir import multiprocess_metrics
     from core.config import settings
 
     _logging()
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=settings.api_port if port is None else port,
-        workers=workers or settings.api_workers,
-        log_level="info",
-        access_log=False,
-        # Event streams last as long as their jobs: at shutdown, what still runs after this
-        # is cancelled (clients reconnect, streams with Last-Event-ID).
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-    )
+    processes = workers or settings.api_workers
+    # Before the processes start: each one's metrics go to files there, summed on a scrape.
+    with multiprocess_metrics(processes):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            workers=processes,
+            log_level="info",
+            access_log=False,
+            # Event streams last as long as their jobs: at shutdown, what still runs after
+            # this is cancelled (clients reconnect, streams with Last-Event-ID).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        )
 
 
 @app.command()
@@ -79,13 +92,26 @@ def worker(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice)")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics on this port (default SLUICE_WORKER_METRICS_PORT; "
+            "unset: none)",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: one process per GPU, models loaded once."""
+    from core.config import settings
     from worker.main import start_worker
 
     _logging()
     start_worker(
-        gpu=gpu, models=[m for m in models.split(",") if m] if models else None, threads=threads
+        gpu=gpu,
+        models=[m for m in models.split(",") if m] if models else None,
+        threads=threads,
+        metrics_port=metrics_port if metrics_port is not None else settings.worker_metrics_port,
     )
 
 
@@ -96,17 +122,36 @@ def workers(
         str | None, typer.Option(help="Comma-separated model names (default: all)")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per worker")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="The first worker's metrics port; the i-th GPU listed gets this + i "
+            "(default SLUICE_WORKER_METRICS_PORT; unset: none)",
+        ),
+    ] = None,
 ) -> None:
     """Start and supervise one worker per GPU (restarted if it dies)."""
-    from worker.supervisor import GpuSpecError, Supervisor, parse_gpus, worker_command
+    from core.config import settings
+    from worker.supervisor import (
+        GpuSpecError,
+        Supervisor,
+        metrics_ports,
+        parse_gpus,
+        worker_command,
+    )
 
     _logging()
     try:
         indices = parse_gpus(gpus)
+        ports = metrics_ports(
+            indices, metrics_port if metrics_port is not None else settings.worker_metrics_port
+        )
     except GpuSpecError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
-    supervisor = Supervisor({g: worker_command(g, models, threads) for g in indices})
+    supervisor = Supervisor({g: worker_command(g, models, threads, ports.get(g)) for g in indices})
     raise typer.Exit(supervisor.run())
 
 
@@ -167,11 +212,16 @@ def submit(
 
     from cli.client import ApiError, Client
     from cli.follow import follow_job
-    from cli.upload import image_files, image_lines, multipart_body, native_lines
+    from cli.upload import image_files, image_lines, native_lines
 
     if on_invalid not in ("fail", "skip"):
         err.print("[red]--on-invalid takes fail or skip[/]")
         raise typer.Exit(2)
+    try:
+        task_params = json.loads(params)
+    except ValueError as exc:
+        _say_error(f"--params is not JSON: {exc}")
+        raise typer.Exit(2) from exc
     images = None
     try:
         if file.is_dir():
@@ -180,7 +230,7 @@ def submit(
         else:
             size = file.stat().st_size
     except OSError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
     if images == []:
         err.print(f"[red]{file} holds no images (.png, .jpg, .jpeg, .webp, .bmp, .gif)[/]")
@@ -202,15 +252,12 @@ def submit(
                 else native_lines(file, limit, progress)
             )
             filename = f"{file.name}.jsonl" if images is not None else file.name
-            content_type, body = multipart_body(
-                lines, filename=filename, fields={"purpose": "jobs"}
-            )
-            uploaded = client.upload(content_type, body)
+            uploaded = client.upload_lines(lines, filename=filename)
         err.print(f"uploaded {uploaded['id']}: {uploaded['lines']:,} lines")
         job = client.submit_file(
             model=model,
             input_file_id=uploaded["id"],
-            params=json.loads(params),
+            params=task_params,
             priority=priority,
             on_invalid=on_invalid,
         )
@@ -224,10 +271,10 @@ def submit(
             if job["status"] == "failed":
                 raise typer.Exit(1)
     except ApiError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(1) from exc
     except OSError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(2) from exc
 
 
@@ -236,17 +283,27 @@ def status(
     job_id: str, wait: Annotated[float, typer.Option(help="Long-poll up to N seconds")] = 0
 ) -> None:
     """Print a job as JSON."""
-    from cli.client import Client
+    from cli.client import ApiError, Client
 
-    print(json.dumps(Client().job(job_id, wait=wait), indent=2))
+    try:
+        job = Client().job(job_id, wait=wait)
+    except ApiError as exc:
+        _say_error(exc)
+        raise typer.Exit(1) from exc
+    print(json.dumps(job, indent=2))
 
 
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job."""
-    from cli.client import Client
+    from cli.client import ApiError, Client
 
-    print(json.dumps(Client().cancel(job_id), indent=2))
+    try:
+        job = Client().cancel(job_id)
+    except ApiError as exc:
+        _say_error(exc)
+        raise typer.Exit(1) from exc
+    print(json.dumps(job, indent=2))
 
 
 RESULT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -309,7 +366,7 @@ def results(
             if output:
                 out.close()
     except ApiError as exc:
-        err.print(f"[red]{exc}[/]")
+        _say_error(exc)
         raise typer.Exit(1) from exc
 
 
@@ -330,6 +387,50 @@ def keys_create(
     kind = "admin key" if admin else "key"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
+
+
+@tenants_app.command("webhook")
+def tenants_webhook(
+    tenant: Annotated[str, typer.Option(help="Tenant id or name")],
+    url: Annotated[str | None, typer.Option(help="The default webhook URL")] = None,
+    secret: Annotated[
+        str | None, typer.Option(help="whsec_... (default: a new one, printed once)")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default webhook")] = False,
+) -> None:
+    """Set the webhook of a tenant's jobs and batches that name none (or --clear it)."""
+    from core.config import settings
+    from core.db import check_schema, write_session
+    from core.errors import InvalidInput
+    from core.store.tenants import set_tenant_webhook
+    from core.webhooks.signing import new_secret
+    from core.webhooks.targets import check_webhook
+
+    if clear == (url is not None):
+        err.print("[red]give --url (and optionally --secret), or --clear[/]")
+        raise typer.Exit(2)
+    target = None
+    if url is not None:
+        try:
+            target = check_webhook(
+                url, secret or new_secret(), allow_private=settings.webhook_allow_private
+            )
+        except InvalidInput as exc:
+            err.print(f"[red]{exc.code}: {exc.message}[/]")
+            raise typer.Exit(2) from exc
+    check_schema()
+    with write_session() as session:
+        found = set_tenant_webhook(session=session, id_or_name=tenant, webhook=target)
+    if found is None:
+        err.print(f"[red]no tenant {tenant!r}[/]")
+        raise typer.Exit(1)
+    if target is None:
+        err.print(f"tenant {tenant}: default webhook removed")
+        return
+    err.print(f"tenant {tenant}: jobs without a webhook of their own now POST to {target.url}")
+    if secret is None:
+        err.print("its signing secret (store it now, it is not shown again):")
+        print(target.secret)
 
 
 if __name__ == "__main__":

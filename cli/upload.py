@@ -1,13 +1,12 @@
-"""Uploading a JSONL(.gz) file, or a directory of images, as a streamed multipart body:
-`{id, text}` lines become `{custom_id, input}` on the way, and each image a line whose
-custom_id is its path under the directory and whose input is a data URL. A progress bar
-follows the bytes read; one line is held at a time."""
+"""The lines the CLI uploads (sluice_client streams them as the file of a multipart body):
+a JSONL(.gz) file's, whose `{id, text}` lines become `{custom_id, input}` on the way, or a
+directory of images, each a line whose custom_id is its path under the directory and whose
+input is a data URL. A progress bar follows the bytes read; one line is held at a time."""
 
 from __future__ import annotations
 
 import gzip
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -15,9 +14,6 @@ from typing import IO
 import orjson
 
 from core.contracts.images import data_url
-from core.jsonl import in_blocks
-
-BLOCK_BYTES = 1 << 20
 
 
 def _native(line: bytes) -> bytes:
@@ -56,28 +52,6 @@ def native_lines(
                 break
         if on_progress:
             on_progress(raw.tell())
-
-
-def multipart_body(
-    lines: Iterator[bytes], *, filename: str, fields: dict[str, str]
-) -> tuple[str, Iterator[bytes]]:
-    """(content type, body blocks) of a multipart form with the fields and one file."""
-    boundary = secrets.token_hex(16)
-    safe_name = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-
-    def body() -> Iterator[bytes]:
-        for name, value in fields.items():
-            yield (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-            ).encode()
-        yield (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{safe_name}"\r\nContent-Type: application/jsonl\r\n\r\n'
-        ).encode()
-        yield from in_blocks(lines, BLOCK_BYTES)
-        yield f"\r\n--{boundary}--\r\n".encode()
-
-    return f"multipart/form-data; boundary={boundary}", body()
 
 
 # Image files a directory upload takes, and the media type of their data URLs.

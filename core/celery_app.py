@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
 
 from core.config import Settings, settings
-from core.constants import FINALIZE_TASK, INGEST_TASK, RUN_CHUNK_TASK, model_queue
+from core.constants import (
+    FINALIZE_TASK,
+    INGEST_TASK,
+    QUEUED_AT_HEADER,
+    RUN_CHUNK_TASK,
+    model_queue,
+)
 
 
 def make_celery(cfg: Settings = settings) -> Celery:
@@ -36,8 +44,14 @@ celery_app = make_celery()
 
 
 def send_chunk(app: Celery, *, model: str, chunk_id: int, token: str) -> None:
-    """Publish one chunk's message on its model's queue."""
-    app.send_task(RUN_CHUNK_TASK, args=[chunk_id, token], queue=model_queue(model))
+    """Publish one chunk's message on its model's queue, stamped with the time it was sent
+    (a header, so workers of any version take the message)."""
+    app.send_task(
+        RUN_CHUNK_TASK,
+        args=[chunk_id, token],
+        queue=model_queue(model),
+        headers={QUEUED_AT_HEADER: time.time()},
+    )
 
 
 def send_ingest(app: Celery, *, model: str, job_id: str, token: str) -> None:

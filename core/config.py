@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=60.0, ge=0)
     jobs_per_minute: int = Field(default=120, ge=1)
     page_size_max: int = Field(default=100, ge=1)
+    # /metrics answers only `Authorization: Bearer <this>` when set; unset, it is open (like
+    # /healthz), so keep it off the public network.
+    metrics_token: str | None = None
+    # A worker serves its Prometheus metrics on this port (unset: none) and address;
+    # `sluice workers` gives its i-th worker port + i.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     # Live progress: each API process reads a watched job once per this interval for all
     # of its listeners (event streams and long-polls); streams send progress at most twice
     # a second and a `: ping` comment after this many idle seconds; open streams are
@@ -94,6 +101,19 @@ class Settings(BaseSettings):
     # Retention of jobs (with their results) and files, unless a request says otherwise.
     file_retention_days: float = Field(default=30.0, gt=0)
 
+    # Webhooks (Standard Webhooks, from the outbox): targets that resolve to private,
+    # loopback, link-local, multicast or reserved addresses are refused unless allowed; a
+    # failed delivery is retried after about base x 2^(attempt-1) seconds (jittered, at
+    # most max) until window seconds after the event, then given up.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_seconds: float = Field(default=86400.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=64)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
 
@@ -101,6 +121,13 @@ class Settings(BaseSettings):
     def _no_placeholder_secret_in_production(self) -> Settings:
         if self.environment != "development" and self.key_pepper == "changeme":
             raise ValueError("SLUICE_KEY_PEPPER must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_lease_outlasts_a_post(self) -> Settings:
+        # A lease that lapses while its POST still runs sends the event twice.
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("SLUICE_WEBHOOK_LEASE_SECONDS must exceed the webhook timeout")
         return self
 
     @property

@@ -4,6 +4,8 @@ RUN_CHUNK_TASK = "sluice.run_chunk"
 INGEST_TASK = "sluice.ingest"
 FINALIZE_TASK = "sluice.finalize"
 MODEL_QUEUE_PREFIX = "sluice.model."
+# A chunk message's header: when it was published (the worker measures queue wait by it).
+QUEUED_AT_HEADER = "sluice_queued_at"
 
 
 def model_queue(model: str) -> str:
@@ -19,6 +21,12 @@ def nudge_key(prefix: str, model: str) -> str:
 def workers_key(prefix: str, model: str) -> str:
     """Redis sorted set of live workers serving a model, scored by last heartbeat."""
     return f"{prefix}workers:{model}"
+
+
+def worker_info_key(prefix: str, name: str) -> str:
+    """Redis hash of one worker's host, devices, models and throughput (expires with its
+    heartbeat)."""
+    return f"{prefix}worker:{name}"
 
 
 def lock_key(prefix: str, name: str) -> str:

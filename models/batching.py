@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import torch
 
+from models.observer import IGNORED, RunObserver
 from models.results import ItemResult
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,13 @@ class IsolatingExecutor:
     def __init__(self, max_batch_tokens: int) -> None:
         self.max_batch_tokens = max_batch_tokens
         self.oom_events = 0
+        self.observer: RunObserver = IGNORED
 
     def back_off(self, budget: int) -> None:
         """Record an OOM that a forward handled itself (at a smaller size): later plans
         keep under budget."""
         self.oom_events += 1
+        self.observer.oom_backoff()
         self.max_batch_tokens = max(1, min(self.max_batch_tokens, budget))
         log.warning("out of memory inside a batch; budget lowered to %d", self.max_batch_tokens)
 
@@ -64,6 +67,7 @@ class IsolatingExecutor:
             return
         if oom:
             self.oom_events += 1
+            self.observer.oom_backoff()
             self.max_batch_tokens = max(widest, (len(positions) * widest) // 2)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

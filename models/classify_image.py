@@ -20,6 +20,7 @@ from models.device import pick_device, pick_dtype, tune_for_varied_shapes
 from models.explain_images import explain_images
 from models.image_programs import ImageClassifier
 from models.integrated_gradients import freeze
+from models.observer import IGNORED, RunObserver
 from models.results import Cancelled, ItemResult, filled
 
 # What a micro-batch's preparation gives: (positions decoded, their pixels), and the
@@ -47,6 +48,7 @@ class ClassifyImageRunner:
     with OOM back-off and per-item isolation."""
 
     task = "classify_image"
+    observer: RunObserver = IGNORED
 
     def __init__(
         self,
@@ -147,6 +149,10 @@ class ClassifyImageRunner:
                     record(pos, ItemResult(error_code=exc.code, error_message=exc.message))
                 if pixels is None:
                     continue
+                # Every image is resized to the model's input: nothing is padded.
+                self.observer.micro_batch(
+                    items=len(kept), real_units=len(kept), padded_units=len(kept)
+                )
                 # Explanations need autograd, which inference mode forbids.
                 with torch.inference_mode(cost == 1):
                     executor.run(

@@ -21,6 +21,7 @@ from models.device import (
     tune_for_varied_shapes,
     usable_cpus,
 )
+from models.observer import IGNORED, RunObserver, padded_batch
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
 
@@ -63,6 +64,7 @@ class EncoderRunner:
     """Loads a model once; runs lists of inputs in token-budgeted micro-batches."""
 
     task = ""
+    observer: RunObserver = IGNORED
 
     def __init__(self, spec: ModelSpec, model_cls: Any, device: torch.device | None = None) -> None:
         from transformers import AutoTokenizer
@@ -262,6 +264,8 @@ class EncoderRunner:
                 assert upcoming is not None
                 encoded = upcoming.result()
                 upcoming = ahead.submit(fetch, plan[k + 1]) if k + 1 < len(plan) else None
+                real, padded = padded_batch([lengths[p] for p in batch])
+                self.observer.micro_batch(items=len(batch), real_units=real, padded_units=padded)
                 # Explanations need autograd, which inference mode forbids.
                 with torch.inference_mode(factor == 1):
                     executor.run(

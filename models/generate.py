@@ -13,6 +13,7 @@ from core.contracts.params import GenerateParams
 from core.contracts.spec import ModelSpec
 from models.batching import IsolatingExecutor
 from models.device import pick_device, pick_dtype, quantize_int8, tune_for_varied_shapes
+from models.observer import IGNORED, RunObserver, padded_batch
 from models.planner import plan_batches
 from models.results import Cancelled, ItemResult, filled
 
@@ -57,6 +58,7 @@ class GenerateRunner:
     """Loads a causal LM once; completes prompts (or chats) in token-budgeted batches."""
 
     task = "generate"
+    observer: RunObserver = IGNORED
 
     def __init__(self, spec: ModelSpec, device: torch.device | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -171,6 +173,9 @@ class GenerateRunner:
         for batch in plan_batches(cost, self.executor.max_batch_tokens):
             if should_stop():
                 raise Cancelled()
+            # Prompts are left-padded to the longest; what generation adds is not counted.
+            real, padded = padded_batch([len(prompts[runnable[p]]) for p in batch])
+            self.observer.micro_batch(items=len(batch), real_units=real, padded_units=padded)
             with torch.inference_mode():
                 self.executor.run(
                     batch,

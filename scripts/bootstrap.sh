@@ -10,5 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+# The client is its own distribution (client/pyproject.toml), which sluice depends on.
+.venv/bin/python -m pip install -q -e ./client
 .venv/bin/python -m pip install -q -e '.[dev]'
 echo "sluice installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

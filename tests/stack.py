@@ -37,6 +37,11 @@ class Stack:
             "SLUICE_CANCEL_CHECK_SECONDS": str(cfg.cancel_check_seconds),
             "SLUICE_MAX_ATTEMPTS": str(cfg.max_attempts),
             "SLUICE_CHUNK_TARGET_SECONDS": str(cfg.chunk_target_seconds),
+            "SLUICE_WEBHOOK_ALLOW_PRIVATE": str(cfg.webhook_allow_private).lower(),
+            "SLUICE_WEBHOOK_RETRY_BASE_SECONDS": str(cfg.webhook_retry_base_seconds),
+            "SLUICE_WEBHOOK_TIMEOUT_SECONDS": str(cfg.webhook_timeout_seconds),
+            "SLUICE_WEBHOOK_LEASE_SECONDS": str(cfg.webhook_lease_seconds),
+            "SLUICE_WEBHOOK_POLL_SECONDS": str(cfg.webhook_poll_seconds),
             "TOKENIZERS_PARALLELISM": "false",
         }
         self.api: subprocess.Popen | None = None

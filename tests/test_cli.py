@@ -69,6 +69,17 @@ def test_submit_wait_status_results(sqlite_cfg, tmp_path):
         assert out.returncode == 1 and "failed: 0 ok, 0 failed" in out.stderr
         out = _sluice(["submit", str(data), "--model", "nope"], env)
         assert out.returncode == 1 and "unknown_model" in out.stderr
+        # Mistakes are a line or two, never a traceback.
+        out = _sluice(["submit", str(data), "--model", "tiny-embed", "--params", "{"], env)
+        assert out.returncode == 2 and "--params is not JSON" in out.stderr
+        for args in (["status", "job_nope"], ["cancel", "job_nope"]):
+            out = _sluice(args, env)
+            assert out.returncode == 1 and "HTTP 404 not_found" in out.stderr
+            assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 2
+        down = {**env, "SLUICE_API_URL": "http://127.0.0.1:9"}
+        out = _sluice(["status", job_id], down)
+        assert out.returncode == 1 and "cannot reach http://127.0.0.1:9" in out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 2
     finally:
         stack.close()
 

@@ -92,7 +92,9 @@ def test_0005_carries_the_job_task_lease_across_the_rename(db_url):
     config, engine = alembic_config(db_url), get_engine(db_url)
     command.downgrade(config, "0004")
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO tenants VALUES ('t', 't', 0, NULL)"))
+        # Columns named: a pooled SQLite connection may prepare against the schema it saw
+        # before the downgrade (which had more tenant columns).
+        conn.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', 0)"))
         conn.execute(
             text(
                 "INSERT INTO jobs (id, tenant_id, model, task, params, metadata, priority, "

@@ -370,9 +370,8 @@ def test_route_rejects_bad_format_or_only_with_a_code(api, alice, params, param)
 def test_cli_format_follows_the_output_suffix(api, alice, cfg, tmp_path, monkeypatch):
     job_id = _submit(api, alice, "tiny-causal", 5, params={"max_new_tokens": 4})
     _run_chunks(cfg.database_url, "tiny-causal", _generate_line)
-    client = cli.client.Client(base_url="http://testserver")
     api.headers.update(alice)
-    client.http = api
+    client = cli.client.Client(base_url="http://testserver", http_client=api)
     monkeypatch.setattr(cli.client, "Client", lambda: client)
     runner = CliRunner()
     for name in ("out.parquet", "out.csv", "failed.jsonl"):

@@ -34,7 +34,11 @@ class _CurrentApp:
 
 
 CURRENT = _CurrentApp()
-schema = schemathesis.openapi.from_asgi("/openapi.json", CURRENT)
+# The dashboard's list stream never ends by itself (a fuzzed call would wait minutes for
+# its body): tests/test_dashboard_api.py reads it.
+schema = schemathesis.openapi.from_asgi("/openapi.json", CURRENT).exclude(
+    path="/v1/dashboard/events"
+)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,9 @@ from redis import Redis
 
 from core.config import Settings
 from core.store.chunk_leases import ChunkWork
+from worker.metrics import WorkerMetrics
 from worker.recorder import Recorder
+from worker.throughput import ItemRate
 
 
 @dataclass
@@ -40,6 +43,10 @@ class WorkerContext:
     # one thread encoding results is slower than an H100 embedding them; on a CPU worker
     # torch needs every core, so 0 (compress on the recording thread).
     pack_threads: int = 0
+    # Prometheus metrics (a registry of this context's own) and recent items/s per model.
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    throughput: ItemRate = field(default_factory=ItemRate)
+    host: str = field(default_factory=socket.gethostname)
 
 
 _context: WorkerContext | None = None

@@ -1,4 +1,5 @@
-"""A background thread per worker: heartbeats, lease extension, dispatch and the sweep."""
+"""A background thread per worker: heartbeats, lease extension, dispatch, the sweep, and
+webhook delivery from the outbox."""
 
 from __future__ import annotations
 
@@ -13,11 +14,33 @@ from core.store.chunk_leases import extend_lease
 from core.store.openai_batches import expire_overdue
 from core.store.retention import claim_expired_files, delete_expired_jobs
 from core.store.sweep import sweep_expired
+from core.worker_info import ModelServing, WorkerInfo, write_worker_info
 from worker.context import WorkerContext
 from worker.dispatcher import dispatch_finalizes, dispatch_model
+from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
+
+
+def describe_worker(ctx: WorkerContext, now: float) -> WorkerInfo:
+    """This worker as its heartbeat describes it: host, and per model its device, dtype and
+    items/s over the last minute."""
+    rates = ctx.throughput.per_second(now)
+    return WorkerInfo(
+        name=ctx.name,
+        host=ctx.host,
+        last_heartbeat=now,
+        models={
+            model: ModelServing(
+                task=str(getattr(runner, "task", "")),
+                device=str(getattr(runner, "device", "")),
+                dtype=str(getattr(runner, "dtype", "")).removeprefix("torch."),
+                items_per_second=round(rates.get(model, 0.0), 3),
+            )
+            for model, runner in ctx.runners.items()
+        },
+    )
 
 
 class Housekeeper(threading.Thread):
@@ -26,7 +49,14 @@ class Housekeeper(threading.Thread):
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(name="sluice-housekeeper", daemon=True)
         self.ctx = ctx
-        self._next = {"heartbeat": 0.0, "extend": 0.0, "sweep": 0.0, "dispatch": 0.0}
+        self._next = {
+            "heartbeat": 0.0,
+            "extend": 0.0,
+            "sweep": 0.0,
+            "dispatch": 0.0,
+            "webhooks": 0.0,
+        }
+        self.webhooks = WebhookSender(ctx.cfg, ctx.name)
 
     def run(self) -> None:
         """Loop until the worker stops; errors are logged and retried, never fatal."""
@@ -54,17 +84,24 @@ class Housekeeper(threading.Thread):
             self.sweep(now)
         if self._due("dispatch", cfg.dispatch_interval_seconds, now):
             self.dispatch()
+        if self._due("webhooks", cfg.webhook_poll_seconds, now):
+            # Claims only here; the POSTs run on the sender's threads, so a slow receiver
+            # never delays heartbeats or lease extensions.
+            self.webhooks.deliver_due(now)
         wait = max(0.05, min(self._next.values()) - time.time())
         keys = [nudge_key(cfg.redis_prefix, m) for m in self.ctx.runners]
         if keys and self.ctx.redis.blpop(keys, timeout=wait) is not None:
             self._next["dispatch"] = 0.0  # new work announced: dispatch now
 
     def heartbeat(self, now: float) -> None:
-        """Tell dispatchers this worker serves its models."""
+        """Tell dispatchers this worker serves its models, and the API's model status what
+        it runs them on and how fast."""
         pipe = self.ctx.redis.pipeline()
         for model in self.ctx.runners:
             pipe.zadd(workers_key(self.ctx.cfg.redis_prefix, model), {self.ctx.name: now})
         pipe.execute()
+        info = describe_worker(self.ctx, now)
+        write_worker_info(self.ctx.redis, prefix=self.ctx.cfg.redis_prefix, info=info)
 
     def extend_leases(self, now: float) -> None:
         """Extend the lease of every chunk this process runs; flag the ones we lost."""
@@ -79,9 +116,10 @@ class Housekeeper(threading.Thread):
                     now=now,
                     lease=self.ctx.cfg.lease_seconds,
                 )
-            if not ok:
+            if not ok and not lease.lost:
                 log.warning("lease of chunk %s lost; stopping it", lease.work.chunk_id)
                 lease.lost = True
+                self.ctx.metrics.lease_lost(lease.work.model)
 
     def sweep(self, now: float) -> None:
         """Return expired leases to pending; one worker at a time does it."""

@@ -13,9 +13,15 @@ log = logging.getLogger(__name__)
 
 
 def start_worker(
-    *, gpu: int | None, models: list[str] | None, threads: int | None = None, loglevel: str = "INFO"
+    *,
+    gpu: int | None,
+    models: list[str] | None,
+    threads: int | None = None,
+    loglevel: str = "INFO",
+    metrics_port: int | None = None,
 ) -> None:
-    """Run a worker in this process until it is stopped (blocking)."""
+    """Run a worker in this process until it is stopped (blocking); with metrics_port it
+    serves its Prometheus metrics there."""
     pin_to_gpu(gpu)  # before anything below imports torch
 
     import torch
@@ -27,9 +33,11 @@ def start_worker(
     from core.contracts.spec import load_registry
     from core.db import check_schema
     from core.redis_client import get_redis
+    from models.observer import attach_observer
     from models.registry import load_runners
     from worker.context import WorkerContext, set_context
     from worker.housekeeper import Housekeeper
+    from worker.metrics import WorkerMetrics
     from worker.recorder import Recorder
 
     if gpu is not None and not torch.cuda.is_available():
@@ -53,6 +61,13 @@ def start_worker(
     gc.freeze()
     gpu_tag = f"gpu{gpu}" if gpu is not None else "cpu"
     name = f"{socket.gethostname()}:{os.getpid()}:{gpu_tag}"
+    # After the warm-up, so that its batches are not counted as work.
+    metrics = WorkerMetrics().with_process_metrics()
+    metrics.describe(socket.gethostname(), runners)
+    for model, runner in runners.items():
+        attach_observer(runner, metrics.observer_for(model))
+    if metrics_port is not None:
+        metrics.serve(settings.worker_metrics_host, metrics_port)
     ctx = WorkerContext(
         cfg=settings,
         app=celery_app,
@@ -61,6 +76,7 @@ def start_worker(
         runners=runners,
         recorder=Recorder(),
         pack_threads=min(4, (os.cpu_count() or 1) // 2) if torch.cuda.is_available() else 0,
+        metrics=metrics,
     )
     set_context(ctx)
     import worker.tasks  # noqa: F401 - registers the task on celery_app

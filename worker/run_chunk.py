@@ -120,8 +120,11 @@ def _release(ctx: WorkerContext, work: ChunkWork) -> str:
     return "cancelled" if with_db_retries(release, "releasing a chunk") else "released"
 
 
-def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
-    """Run one chunk if its message is current; return what happened (for logs and tests)."""
+def execute_chunk(
+    ctx: WorkerContext, chunk_id: int, token: str, queued_at: float | None = None
+) -> str:
+    """Run one chunk if its message is current (published at queued_at, when known);
+    return what happened (for logs and tests)."""
     if ctx.stopping.is_set():
         return "stopping"  # acked unstarted; its queue lease brings the chunk back
     t0 = time.perf_counter()
@@ -136,6 +139,7 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
         )
     if work is None:
         return "stale"
+    ctx.metrics.chunk_started(work.model, queued_at, time.time())
     runner = ctx.runners.get(work.model)
     if runner is None:  # routed here by mistake: let a worker that has the model take it
         with write_session(ctx.cfg.database_url) as session:
@@ -165,6 +169,7 @@ def execute_chunk(ctx: WorkerContext, chunk_id: int, token: str) -> str:
                 expire_lease(session=session, work=work, now=time.time())
             raise
         compute = time.perf_counter() - started
+        ctx.metrics.chunk_computed(work.model, work.task, compute)
         timings = (compute, opened - t0, started - opened)
         if ctx.recorder is not None:
             # Encode and record in the background while the next chunk computes; the lease
@@ -214,7 +219,13 @@ def _record(
 
     if not with_db_retries(record, "recording chunk results"):
         log.warning("chunk %s finished after its lease was lost; result dropped", work.chunk_id)
+        with ctx.lock:
+            lease = ctx.active.get(work.chunk_id)
+        if lease is None or not lease.lost:  # the housekeeper counts the losses it finds
+            ctx.metrics.lease_lost(work.model)
         return "lease-lost"
+    ctx.metrics.chunk_recorded(work.model, work.task, results)
+    ctx.throughput.add(work.model, len(results))
     # What the chunk cost besides the model: bench/large.py sums these lines.
     log.info(
         "chunk %s: %d items, compute %.4fs, start %.4fs, decode %.4fs, encode %.4fs, record %.4fs",

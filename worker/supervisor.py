@@ -53,13 +53,26 @@ def parse_gpus(spec: str, available: Callable[[], list[int]] = list_gpus) -> lis
     return gpus
 
 
-def worker_command(gpu: int, models: str | None, threads: int | None) -> list[str]:
+def metrics_ports(gpus: Sequence[int], base: int | None) -> dict[int, int]:
+    """Each worker's metrics port: the i-th GPU listed gets base + i (none without a base)."""
+    if base is None:
+        return {}
+    if base + len(gpus) - 1 > 65535:
+        raise GpuSpecError(f"--metrics-port {base}: {len(gpus)} workers need ports up to 65535")
+    return {gpu: base + i for i, gpu in enumerate(gpus)}
+
+
+def worker_command(
+    gpu: int, models: str | None, threads: int | None, metrics_port: int | None = None
+) -> list[str]:
     """The command line of one pinned worker."""
     cmd = [sys.executable, "-m", "cli.main", "worker", "--gpu", str(gpu)]
     if models:
         cmd += ["--models", models]
     if threads:
         cmd += ["--threads", str(threads)]
+    if metrics_port is not None:
+        cmd += ["--metrics-port", str(metrics_port)]
     return cmd
 
 

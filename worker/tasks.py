@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from celery import Task
+
 from core.celery_app import celery_app
-from core.constants import FINALIZE_TASK, INGEST_TASK, RUN_CHUNK_TASK
+from core.constants import FINALIZE_TASK, INGEST_TASK, QUEUED_AT_HEADER, RUN_CHUNK_TASK
 from worker.context import get_context
 from worker.ingest import run_ingest
 from worker.openai_finalize import run_finalize
 from worker.run_chunk import execute_chunk
 
 
-@celery_app.task(name=RUN_CHUNK_TASK, ignore_result=True)
-def run_chunk(chunk_id: int, token: str) -> str:
-    """Run one chunk under its lease token."""
-    return execute_chunk(get_context(), chunk_id, token)
+@celery_app.task(name=RUN_CHUNK_TASK, ignore_result=True, bind=True)
+def run_chunk(self: Task, chunk_id: int, token: str) -> str:
+    """Run one chunk under its lease token (its message's header says when it was sent)."""
+    queued_at = getattr(self.request, QUEUED_AT_HEADER, None)
+    return execute_chunk(
+        get_context(),
+        chunk_id,
+        token,
+        queued_at=float(queued_at) if isinstance(queued_at, int | float) else None,
+    )
 
 
 @celery_app.task(name=INGEST_TASK, ignore_result=True)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from api.deps import (
     STRICT_QUERY,
@@ -93,33 +94,51 @@ def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
     return job_out(job)
 
 
+def listing_owner(caller: Caller, session: Session, tenant: str | None) -> str | None:
+    """The tenant whose jobs a listing shows: the caller's own; for an admin key every
+    tenant's (None), or `tenant`'s (an id or name). 403 for `tenant` without the admin
+    scope, 404 for a tenant that does not exist."""
+    if tenant is None and not caller.is_admin:
+        return caller.tenant.id
+    require_admin(caller)
+    if tenant is None:
+        return None
+    return found(
+        tenant_named(session=session, id_or_name=tenant), f"no tenant {tenant!r}", param="tenant"
+    ).id
+
+
+TenantQuery = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Admin keys only: a tenant's id or name (omitted: every tenant's jobs)",
+    ),
+]
+
+
 @router.get("", response_model=JobList, summary="List your jobs, newest first")
 def list_my_jobs(
     caller: CallerDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: Annotated[str | None, Query(max_length=64, description="Cursor: a job id")] = None,
-    tenant: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            description="Admin keys only: a tenant's id or name (omitted: every tenant's jobs)",
-        ),
+    tenant: TenantQuery = None,
+    status: Annotated[
+        Literal[states.JOB_STATUSES] | None,  # type: ignore[valid-type]
+        Query(description="Only jobs of this status"),
+    ] = None,
+    model: Annotated[
+        str | None, Query(max_length=200, description="Only this model's jobs")
     ] = None,
 ) -> JobList:
-    """One page of the caller's jobs (an admin key's: every tenant's, or `tenant`'s); pass
-    next_cursor as `after` for the next."""
-    owner: str | None = caller.tenant.id
-    if tenant is not None or caller.is_admin:
-        require_admin(caller)
-        owner = None
-        if tenant is not None:
-            owner = found(
-                tenant_named(session=session, id_or_name=tenant),
-                f"no tenant {tenant!r}",
-                param="tenant",
-            ).id
-    page = page_of(list_jobs(session=session, tenant_id=owner, limit=limit + 1, after=after), limit)
+    """One page of the caller's jobs (an admin key's: every tenant's, or `tenant`'s), of a
+    status or model when asked; pass next_cursor as `after` for the next."""
+    owner = listing_owner(caller, session, tenant)
+    rows = list_jobs(
+        session=session, tenant_id=owner, limit=limit + 1, after=after, status=status, model=model
+    )
+    page = page_of(rows, limit)
     return JobList(
         data=[job_out(j) for j in page.rows],
         has_more=page.has_more,

@@ -43,6 +43,7 @@ def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> Batc
         completion_window=body.completion_window,
         metadata=body.metadata or {},
         on_invalid=body.on_invalid,
+        webhook=body.webhook.model_dump() if body.webhook else None,
     )
     return batch_out(job)
 

@@ -23,7 +23,9 @@ from core.store.job_tasks import (
     update_if_task_held,
 )
 from core.store.jobs import settle_job_status
+from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
+from core.webhooks.targets import WebhookTarget
 
 
 def create_file_job(
@@ -43,6 +45,7 @@ def create_file_job(
     endpoint: str | None = None,
     completion_window: str | None = None,
     window_seconds: float | None = None,
+    webhook: WebhookTarget | None = None,
 ) -> Job:
     """A job in `validating`, waiting for an ingest to read its file; with an endpoint, an
     OpenAI batch (its lines are requests to it) due within window_seconds. Its counts and
@@ -67,6 +70,8 @@ def create_file_job(
         input_file_id=input_file_id,
         on_invalid=on_invalid,
         retry_of=retry_of,
+        webhook_url=webhook.url if webhook else None,
+        webhook_secret=webhook.secret if webhook else None,
     )
     session.add(job)
     session.flush()
@@ -163,4 +168,5 @@ def reject_ingest(
     ):
         return False
     clear_chunks(session=session, job_id=job_id)
+    enqueue_job_event(session=session, job_id=job_id, now=now)
     return True

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import states
 from core.ids import new_token
+from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Job
 
 # What ends a job task's lease (as RELEASED ends a chunk's).
@@ -51,7 +52,7 @@ def claim_job_tasks(
                 "code": "ingest_failed" if status == states.VALIDATING else "finalize_failed",
                 "message": f"{what} failed {attempts} times",
             }
-            session.execute(
+            failed = session.execute(
                 update(Job)
                 .where(*same)
                 .values(
@@ -62,6 +63,8 @@ def claim_job_tasks(
                     **JOB_TASK_RELEASED,
                 )
             )
+            if failed.rowcount == 1:  # type: ignore[attr-defined]
+                enqueue_job_event(session=session, job_id=job_id, now=now)
             continue
         token = new_token()
         moved = session.execute(

@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from core import states
 from core.ids import new_id
+from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
+from core.webhooks.targets import WebhookTarget
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class JobSpec:
     lengths_are_tokens: bool = False
     # The most stored input (characters) a chunk may hold: images are large.
     max_chunk_bytes: int | None = None
+    # Where its end is announced (None: the tenant's default webhook, if any).
+    webhook: WebhookTarget | None = None
 
 
 def create_job(
@@ -63,6 +67,8 @@ def create_job(
         updated_at=now,
         expires_at=now + spec.expires_after_seconds,
         retry_of=spec.retry_of,
+        webhook_url=spec.webhook.url if spec.webhook else None,
+        webhook_secret=spec.webhook.secret if spec.webhook else None,
     )
     session.add(job)
     session.flush()
@@ -87,9 +93,12 @@ def list_jobs(
     limit: int,
     after: str | None = None,
     batches_only: bool = False,
+    status: str | None = None,
+    model: str | None = None,
 ) -> list[Job]:
-    """The tenant's jobs (or only its batches), newest first, after the cursor job id; with
-    tenant_id None, every tenant's (for admin keys only).
+    """The tenant's jobs (or only its batches; only those of a status or a model when
+    given), newest first, after the cursor job id; with tenant_id None, every tenant's (for
+    admin keys only).
 
     Ordered by creation time, not id: batch ids and job ids have different prefixes.
     """
@@ -100,6 +109,10 @@ def list_jobs(
         cursor_q = cursor_q.where(Job.tenant_id == tenant_id)
     if batches_only:
         q = q.where(Job.endpoint.is_not(None))
+    if status is not None:
+        q = q.where(Job.status == status)
+    if model is not None:
+        q = q.where(Job.model == model)
     if after:
         cursor = session.scalar(cursor_q)
         if cursor is None:
@@ -164,7 +177,11 @@ def settle_job_status(*, session: Session, job_id: str, now: float) -> str | Non
             )
         elif target in states.JOB_TERMINAL:
             values["finished_at"] = now
-        session.execute(update(Job).where(Job.id == job_id, Job.status == current).values(values))
+        moved = session.execute(
+            update(Job).where(Job.id == job_id, Job.status == current).values(values)
+        )
+        if moved.rowcount == 1 and target in states.JOB_TERMINAL:  # type: ignore[attr-defined]
+            enqueue_job_event(session=session, job_id=job_id, now=now)
     return target
 
 
@@ -198,6 +215,7 @@ def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
         job.task_token = job.task_expires_at = None
         session.flush()
         session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+        enqueue_job_event(session=session, job_id=job_id, now=now)
         return job
     job.status, job.updated_at = states.CANCELLING, now
     if ends_as == states.CANCELLED:

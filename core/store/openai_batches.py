@@ -16,6 +16,7 @@ from core.store.job_tasks import (
     update_if_task_held,
 )
 from core.store.jobs import STOPPABLE, stop_job
+from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Job
 
 
@@ -80,7 +81,7 @@ def finish_finalize(
     now: float,
 ) -> bool:
     """The files are written: the batch takes the status it was finalizing towards."""
-    return update_if_task_held(
+    finished = update_if_task_held(
         session,
         job_id,
         token,
@@ -92,3 +93,6 @@ def finish_finalize(
         updated_at=now,
         **JOB_TASK_RELEASED,
     )
+    if finished:
+        enqueue_job_event(session=session, job_id=job_id, now=now)
+    return finished

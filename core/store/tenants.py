@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.config import settings
 from core.ids import new_id
 from core.tables import ApiKey, Tenant
+from core.webhooks.targets import WebhookTarget
 
 KEY_PREFIX = "sk-sluice-"
 # What a key may do: read and submit within its tenant; admin reads every tenant's jobs.
@@ -89,3 +90,18 @@ def tenant_named(*, session: Session, id_or_name: str) -> Tenant | None:
     return session.scalar(
         select(Tenant).where(or_(Tenant.id == id_or_name, Tenant.name == id_or_name))
     )
+
+
+def set_tenant_webhook(
+    *, session: Session, id_or_name: str, webhook: WebhookTarget | None
+) -> Tenant | None:
+    """Set (or with None clear) the webhook of the tenant's jobs and batches that name
+    none; the tenant, or None if there is no such tenant. It applies to every job that ends
+    from now on, whenever it was submitted."""
+    tenant = tenant_named(session=session, id_or_name=id_or_name)
+    if tenant is None:
+        return None
+    tenant.webhook_url = webhook.url if webhook else None
+    tenant.webhook_secret = webhook.secret if webhook else None
+    session.flush()
+    return tenant

@@ -1,9 +1,9 @@
 """Checking what a submission asks for, before anything is written: the model, its task
-params, metadata, and each inline item against the task's contract."""
+params, metadata, its webhook, and each inline item against the task's contract."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -14,6 +14,7 @@ from core.contracts.items import ItemInvalid, ItemLimits, check_custom_id, check
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelSpec
 from core.errors import InvalidInput, ModelUnavailable, TooLarge
+from core.webhooks.targets import WebhookTarget, check_webhook
 
 
 class InlineItem(Protocol):
@@ -55,6 +56,15 @@ def check_metadata(metadata: dict[str, str], max_pairs: int) -> None:
     for key, value in metadata.items():
         _unicode(key, "metadata")
         _unicode(value, f"metadata.{key}")
+
+
+def check_webhook_option(cfg: Settings, webhook: Mapping[str, Any] | None) -> WebhookTarget | None:
+    """The webhook a request names ({url, secret}), checked, or None."""
+    if webhook is None:
+        return None
+    return check_webhook(
+        webhook.get("url", ""), webhook.get("secret", ""), allow_private=cfg.webhook_allow_private
+    )
 
 
 def check_model(registry: dict[str, ModelSpec], model: str) -> ModelSpec:

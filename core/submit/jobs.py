@@ -31,11 +31,13 @@ from core.submit.checks import (
     check_metadata,
     check_model,
     check_params,
+    check_webhook_option,
     image_limits,
 )
 from core.submit.lengths import sort_lengths
 from core.submit.rate import check_rate
 from core.tables import Job
+from core.webhooks.targets import WebhookTarget
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class JobOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     expires_after: int | None = None
     on_invalid: str = "fail"
+    webhook: dict[str, Any] | None = None  # {url, secret}
 
 
 JOB_OPTION_NAMES = frozenset(f.name for f in fields(JobOptions))
@@ -140,6 +143,7 @@ def submit_inline(
     spec = check_model(sub.registry, options.model)
     check_metadata(options.metadata, cfg.max_metadata_pairs)
     params = check_params(spec, options.params)
+    webhook = check_webhook_option(cfg, options.webhook)
     items = check_inline_items(spec, inputs, len(inputs), cfg)
     lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
     count_submission(sub, tenant_id)
@@ -159,6 +163,7 @@ def submit_inline(
             lengths_are_tokens=are_tokens,
             bucket_window=cfg.bucket_window_items,
             max_chunk_bytes=cfg.max_chunk_bytes,
+            webhook=webhook,
         ),
     )
 
@@ -170,6 +175,7 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
     spec = check_model(sub.registry, options.model)
     check_metadata(options.metadata, cfg.max_metadata_pairs)
     params = check_params(spec, options.params)
+    webhook = check_webhook_option(cfg, options.webhook)
     with read_session(cfg.database_url) as session:
         file = get_file(session=session, tenant_id=tenant_id, file_id=input_file_id)
     if file is None:
@@ -187,13 +193,15 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
         lines=file.lines,
         on_invalid=options.on_invalid,
         expires_after_seconds=retention_seconds(cfg, options.expires_after),
+        webhook=webhook,
     )
 
 
 def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
     """A new job of a finished job's failed items (same model, params, priority and
     metadata; custom_ids kept), linked to it by `retry_of`, bucketed by the same length
-    rule as a submission. Items that failed validation are left out: they cannot run."""
+    rule as a submission, announced to the same webhook. Items that failed validation are
+    left out: they cannot run."""
     cfg = sub.cfg
     if job.endpoint is not None:
         raise Conflict(
@@ -232,5 +240,10 @@ def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
             bucket_window=cfg.bucket_window_items,
             max_chunk_bytes=cfg.max_chunk_bytes,
             retry_of=job.id,
+            webhook=(
+                WebhookTarget(url=job.webhook_url, secret=job.webhook_secret)
+                if job.webhook_url and job.webhook_secret
+                else None
+            ),
         ),
     )

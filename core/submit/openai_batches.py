@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from core.blobs import storage_named
 from core.contracts.openai_requests import ENDPOINT_TASKS
@@ -12,7 +13,7 @@ from core.db import read_session
 from core.errors import InvalidInput, ModelUnavailable, NotFound
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.store.files import get_file
-from core.submit.checks import check_metadata
+from core.submit.checks import check_metadata, check_webhook_option
 from core.submit.jobs import Submitter, count_submission, write_file_job
 from core.tables import File, Job
 
@@ -95,6 +96,7 @@ def submit_batch(
     completion_window: str,
     metadata: dict[str, str],
     on_invalid: str = "fail",
+    webhook: dict[str, Any] | None = None,
 ) -> Job:
     """A batch in `validating`, due within its completion window; a worker checks every
     line (its url, method, body and model) before any request runs."""
@@ -108,6 +110,7 @@ def submit_batch(
         )
     window = window_seconds(completion_window)
     check_metadata(metadata, cfg.max_metadata_pairs)
+    target = check_webhook_option(cfg, webhook)
     with read_session(cfg.database_url) as session:
         file = get_file(session=session, tenant_id=tenant_id, file_id=input_file_id)
     if file is None:
@@ -136,4 +139,5 @@ def submit_batch(
         endpoint=endpoint,
         completion_window=completion_window,
         window_seconds=window,
+        webhook=target,
     )

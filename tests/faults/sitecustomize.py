@@ -1,9 +1,12 @@
 """Fault injection for chaos tests, loaded only by worker processes started with this
 directory on PYTHONPATH and SLUICE_TEST_FAULTS=1: an input holding `<<raise>>` makes the
 encoder raise on any micro-batch that holds it, and an input holding `<<kill>>` kills the
-worker process (as a segfault or the kernel's OOM killer would) when its chunk runs."""
+worker process (as a segfault or the kernel's OOM killer would) when its chunk runs; a
+chunk holding `<<slow>>` takes SLUICE_TEST_SLOW_SECONDS (default 0.5) longer, so a
+job lasts long enough to be watched."""
 
 import os
+import time
 
 if os.environ.get("SLUICE_TEST_FAULTS") == "1":
     from models import encoder
@@ -20,6 +23,8 @@ if os.environ.get("SLUICE_TEST_FAULTS") == "1":
     def run(self, inputs, *args, **kwargs):
         if any("<<kill>>" in _text(x) for x in inputs):
             os._exit(137)
+        if any("<<slow>>" in _text(x) for x in inputs):
+            time.sleep(float(os.environ.get("SLUICE_TEST_SLOW_SECONDS", "0.5")))
         return _run(self, inputs, *args, **kwargs)
 
     def tokenize(self, inputs, truncate, *args, **kwargs):
