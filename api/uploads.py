@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 
 from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError, MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import (
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    parse_options_header,
+)
 
 from core.blobs import PartWriter
 from core.errors import InvalidInput, TooLarge
@@ -101,13 +105,22 @@ class _Parts:
 
 def _boundary(content_type: str) -> bytes:
     kind, options = parse_options_header(content_type)
-    if kind != b"multipart/form-data" or not options.get(b"boundary"):
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
         raise InvalidInput(
             "send the file as multipart/form-data with a `file` part",
             code="expected_multipart",
             param="file",
         )
-    return options[b"boundary"]
+    # python-multipart's constructor raises past its limit (RFC 2046 asks for 70 at most):
+    # refused here, it is the client's error rather than a 500.
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidInput(
+            f"the multipart boundary is longer than {MAX_BOUNDARY_LENGTH} characters",
+            code="invalid_multipart",
+            param="file",
+        )
+    return boundary
 
 
 def _callbacks(st: _Parts) -> dict[str, object]:

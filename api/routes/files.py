@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -27,6 +28,7 @@ router = APIRouter(
 PURPOSES = ("batch", "jobs")
 MIN_EXPIRY_SECONDS = 3600
 MAX_EXPIRY_SECONDS = 365 * 86400
+DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def file_out(row: File) -> FileOut:
@@ -53,7 +55,8 @@ def _expiry(fields: dict[str, str], default: float) -> float:
     raw = fields.get("expires_after[seconds]")
     if raw is None:
         return default
-    if not raw.isdigit() or not MIN_EXPIRY_SECONDS <= int(raw) <= MAX_EXPIRY_SECONDS:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not DIGITS.fullmatch(raw) or not MIN_EXPIRY_SECONDS <= int(raw) <= MAX_EXPIRY_SECONDS:
         raise InvalidInput(
             f"expires_after[seconds] must be an integer from {MIN_EXPIRY_SECONDS} to "
             f"{MAX_EXPIRY_SECONDS}",
