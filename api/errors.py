@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from core.errors import (
+    SHOWN_CHARS,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -49,11 +50,27 @@ STATUSES: dict[type[SluiceError], int] = {
 }
 
 
+# Bounds on what an answer repeats, whatever raised it: messages quote client values through
+# core.errors.shown, and this catches any that does not (a field name, a driver's message).
+MAX_MESSAGE_CHARS = 2000
+MAX_PARAM_CHARS = 200
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def error_body(
     *, message: str, kind: str, code: str, param: str | None = None, details: Any = None
 ) -> dict[str, Any]:
-    """The error envelope (OpenAI's shape, plus optional details)."""
-    err: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
+    """The error envelope (OpenAI's shape, plus optional details), its message and param
+    cut to a bounded length."""
+    err: dict[str, Any] = {
+        "message": _bounded(message, MAX_MESSAGE_CHARS),
+        "type": kind,
+        "param": None if param is None else _bounded(param, MAX_PARAM_CHARS),
+        "code": code,
+    }
     if details is not None:
         err["details"] = details
     return {"error": err}
@@ -102,8 +119,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path")]
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
+        # A location may hold a key the client sent (a metadata key): cut, not echoed whole.
+        part = p if isinstance(p, int) else _bounded(str(p), SHOWN_CHARS)
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return _bounded(out, MAX_PARAM_CHARS)
 
 
 def _allowed_methods(request: Request) -> list[str]:

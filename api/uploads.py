@@ -18,7 +18,7 @@ from python_multipart.multipart import (
 )
 
 from core.blobs import PartWriter
-from core.errors import InvalidInput, TooLarge
+from core.errors import InvalidInput, TooLarge, shown
 from core.jsonl import LineError, LineSplitter, is_blank, parse_object
 
 HAND_OFF_BYTES = 1 << 20
@@ -152,7 +152,7 @@ def _callbacks(st: _Parts) -> dict[str, object]:
         else:
             st.value += data[start:end]
             if len(st.value) > MAX_FIELD_BYTES:
-                raise InvalidInput(f"form field {st.name!r} is too long", param=st.name)
+                raise InvalidInput(f"form field {shown(st.name)} is too long", param=st.name)
 
     def on_part_end() -> None:
         if not st.in_file and st.name:

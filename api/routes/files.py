@@ -17,7 +17,7 @@ from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
 from core.blobs import FileStorage, PartWriter, storage_named
 from core.db import read_session, write_session
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, shown
 from core.store.files import finish_file, forget_file, get_file, list_files, start_file
 from core.tables import File, Job
 
@@ -171,7 +171,7 @@ def _discard(db: str, storage: FileStorage, file_id: str, writer: PartWriter) ->
 def _load(db: str, tenant_id: str, file_id: str) -> File:
     with read_session(db) as session:
         row = get_file(session=session, tenant_id=tenant_id, file_id=file_id)
-    return found(row, f"no file {file_id!r}", param="file_id")
+    return found(row, f"no file {shown(file_id)}", param="file_id")
 
 
 @router.get("", response_model=FileList, summary="List your files, newest first")
@@ -202,7 +202,7 @@ def list_my_files(
 def get_my_file(file_id: str, tenant: TenantDep, session: SessionDep) -> FileOut:
     """Size, line count, purpose, digest and expiry of one of your files."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
-    return file_out(found(row, f"no file {file_id!r}", param="file_id"))
+    return file_out(found(row, f"no file {shown(file_id)}", param="file_id"))
 
 
 @router.get(

@@ -17,7 +17,7 @@ from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states
 from core.db import read_session, write_session
-from core.errors import Conflict
+from core.errors import Conflict, shown
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.submit.openai_batches import submit_batch
 from core.tables import Job
@@ -50,7 +50,9 @@ def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> Batc
 
 def _load(session: Session, tenant_id: str, batch_id: str) -> Job:
     job = get_job(session=session, tenant_id=tenant_id, job_id=batch_id)
-    return found(job if job and job.endpoint else None, f"no batch {batch_id!r}", param="batch_id")
+    return found(
+        job if job and job.endpoint else None, f"no batch {shown(batch_id)}", param="batch_id"
+    )
 
 
 @router.get("", response_model=BatchList, summary="List your batches, newest first")
@@ -95,7 +97,7 @@ def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut
     with write_session(request.app.state.settings.database_url) as session:
         cancelled = found(
             cancel_job(session=session, tenant_id=tenant.id, job_id=batch_id),
-            f"no batch {batch_id!r}",
+            f"no batch {shown(batch_id)}",
             param="batch_id",
         )
     request.app.state.job_watcher.publish(batch_id, cancelled)

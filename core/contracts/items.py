@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.contracts.params import InputShapeError, check_input, input_texts
+from core.errors import shown
 
 LINE_FIELDS = frozenset({"custom_id", "input"})
 
@@ -92,7 +93,7 @@ def check_line(task: str, line: dict[str, Any], limits: ItemLimits) -> tuple[str
     orjson (which refuses lone surrogates, so the strings are valid Unicode already)."""
     if not LINE_FIELDS.issuperset(line):
         name = sorted(line.keys() - LINE_FIELDS)[0]
-        raise ItemInvalid("unknown_field", f"unknown field {name!r}", name)
+        raise ItemInvalid("unknown_field", f"unknown field {shown(name)}", name)
     if "input" not in line:
         raise ItemInvalid("missing_input", 'line has no "input"')
     custom_id = line.get("custom_id")
