@@ -17,6 +17,7 @@ from api.limits import BodyLimitMiddleware, LargeBodyGate
 from api.metrics import cache_lookup_recorder, process_started, process_stopping
 from api.model_load import ModelLoadReader
 from api.offline_docs import install_docs
+from api.readiness import SCHEMA_CHECKED, Readiness
 from api.routes import (
     dashboard,
     files,
@@ -48,6 +49,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if check_db:
             check_schema(cfg.database_url)
+            # Once here, not per probe: /readyz then only pings (api/readiness.py).
+            app.state.readiness.schema = SCHEMA_CHECKED
         process_started()
         try:
             yield
@@ -63,6 +66,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         # /docs is served from packaged files (api/offline_docs.py); ReDoc would need a CDN.
         docs_url=None,
         redoc_url=None,
+        # Starlette's redirect echoes the Host header; api/slash_redirect.py's does not.
+        redirect_slashes=False,
     )
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
@@ -79,6 +84,12 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant
     )
     app.state.model_load = ModelLoadReader(
+        database_url=cfg.database_url,
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
+    )
+    app.state.readiness = Readiness(
         database_url=cfg.database_url,
         redis=app.state.redis,
         prefix=cfg.redis_prefix,
