@@ -13,7 +13,7 @@ from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetricsMiddleware
 from api.job_watch import job_watcher
-from api.limits import BodyLimitMiddleware, LargeBodyGate
+from api.limits import BodyLimitMiddleware, BodyTimeoutMiddleware, LargeBodyGate
 from api.metrics import cache_lookup_recorder, process_started, process_stopping
 from api.model_load import ModelLoadReader
 from api.offline_docs import install_docs
@@ -32,6 +32,7 @@ from api.routes import (
 from api.status_fast_path import StatusFastPath
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
+from api.upload_slots import UploadSlots
 from core.blobs import storage_for
 from core.config import Settings, settings
 from core.contracts.spec import load_registry
@@ -95,6 +96,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         prefix=cfg.redis_prefix,
         models=list(app.state.registry),
     )
+    app.state.upload_slots = UploadSlots(per_tenant=cfg.max_uploads_per_tenant)
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
@@ -115,6 +117,9 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         upload_max_bytes=cfg.max_file_bytes + (1 << 20),
         upload_paths=("/v1/files",),
     )
+    # A body that stalls is answered 408 (the head's deadline is the server protocol's:
+    # api/header_timeout.py).
+    app.add_middleware(BodyTimeoutMiddleware, seconds=cfg.body_timeout_seconds)
     # A plain status GET is answered here, once its key is checked (api/status_fast_path).
     app.add_middleware(StatusFastPath, state=app.state)
     app.add_middleware(ApiKeyMiddleware, state=app.state)

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     event_heartbeat_seconds: float = Field(default=15.0, gt=0)
     max_event_streams: int = Field(default=1000, ge=1)
     max_event_streams_per_tenant: int = Field(default=100, ge=1)
+    # Slow clients: a request's line and headers must arrive within header_timeout_seconds
+    # of the connection's opening (or of the request's first byte), and a body may stall
+    # at most body_timeout_seconds between two reads (408 then); each tenant may have at
+    # most max_uploads_per_tenant file uploads in progress per API process (429 past it).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_uploads_per_tenant: int = Field(default=4, ge=1)
 
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost

@@ -13,6 +13,7 @@ from sqlalchemy import exists, select
 
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
+from api.upload_slots import UploadSlotDep
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
 from core.blobs import FileStorage, PartWriter, storage_named
@@ -101,7 +102,7 @@ UPLOAD_BODY = {
     summary="Upload a JSONL file (multipart, streamed)",
     openapi_extra=UPLOAD_BODY,
 )
-async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
+async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep) -> FileOut:
     """Multipart form with a `file` part and `purpose` (batch or jobs). Every line must be
     one JSON object; the first bad line is refused with its number and nothing is kept."""
     cfg = request.app.state.settings
