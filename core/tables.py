@@ -1,5 +1,5 @@
-"""ORM tables: tenants, API keys, files, jobs, chunks and the webhook outbox; changed only
-through migrations/."""
+"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox and idempotency
+keys; changed only through migrations/."""
 
 from __future__ import annotations
 
@@ -229,3 +229,22 @@ class WebhookAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class IdempotencyKey(Base):
+    """A request's Idempotency-Key (kind `request`), or a job's retry (kind `retry`, keyed
+    by the retried job): the job it made, and a digest of the request that made it. Gone
+    with that job; ignored, and replaced on reuse, once past expires_at."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_job_id", "job_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

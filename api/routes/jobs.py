@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Literal
 
@@ -20,6 +21,7 @@ from api.deps import (
     page_of,
     require_admin,
 )
+from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.job_events import job_json
 from api.job_watch import JobWatcher
 from api.json_route import OrjsonRoute
@@ -29,17 +31,19 @@ from api.views import job_out
 from core import states
 from core.db import read_session, write_session
 from core.errors import NotFound, shown
+from core.store.idempotency import IdempotencyClaim
 from core.store.jobs import cancel_job, get_job, list_jobs
 from core.store.results import stream_results
 from core.store.tenants import Caller, tenant_named
+from core.submit.idempotency import submit_once
 from core.submit.jobs import (
     JOB_OPTION_NAMES,
     JobOptions,
     Submitter,
     submit_file,
     submit_inline,
-    submit_retry,
 )
+from core.submit.retry import submit_retry
 from core.tables import Job
 
 log = logging.getLogger(__name__)
@@ -81,17 +85,30 @@ def submitter(request: Request) -> Submitter:
 
 
 @router.post("", status_code=201, response_model=JobOut, summary="Submit a job")
-def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
-    """Validate every input, then create the job and its chunks in one transaction."""
+def submit_job(
+    body: JobCreate,
+    tenant: TenantDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobOut:
+    """Validate every input, then create the job and its chunks in one transaction. With an
+    Idempotency-Key, a repeat of the request within 24 hours answers with the first job."""
     options = JobOptions(**body.model_dump(include=set(JOB_OPTION_NAMES)))
     sub = submitter(request)
-    if body.input_file_id is not None:
-        job = submit_file(
-            sub, tenant_id=tenant.id, options=options, input_file_id=body.input_file_id
-        )
-    else:
-        job = submit_inline(sub, tenant_id=tenant.id, options=options, inputs=body.inputs or [])
-    return job_out(job)
+
+    def create(claim: IdempotencyClaim | None) -> Job:
+        keyed = replace(sub, claim=claim)
+        if body.input_file_id is not None:
+            return submit_file(
+                keyed, tenant_id=tenant.id, options=options, input_file_id=body.input_file_id
+            )
+        return submit_inline(keyed, tenant_id=tenant.id, options=options, inputs=body.inputs or [])
+
+    claim = claim_of(idempotency_key, request, body)
+    submitted = submit_once(sub.cfg.database_url, tenant.id, claim, create)
+    mark(response, submitted)
+    return job_out(submitted.job)
 
 
 def listing_owner(caller: Caller, session: Session, tenant: str | None) -> str | None:
@@ -248,9 +265,12 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
 @router.post(
     "/{job_id}/retry", status_code=201, response_model=JobOut, summary="Retry the failed items"
 )
-def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
+def retry_my_job(job_id: str, tenant: TenantDep, request: Request, response: Response) -> JobOut:
     """A new job of the finished job's failed items (same model, params, priority and
     metadata; custom_ids kept), linked to it by `retry_of`. Lines that failed validation
-    are not retried: their input cannot run."""
+    are not retried: their input cannot run. A job is retried once: retrying it again (or
+    concurrently) answers with that retry's job, marked Idempotent-Replayed."""
     job = _load(request.app.state.settings.database_url, tenant.id, job_id)
-    return job_out(submit_retry(submitter(request), tenant_id=tenant.id, job=job))
+    submitted = submit_retry(submitter(request), tenant_id=tenant.id, job=job)
+    mark(response, submitted)
+    return job_out(submitted.job)

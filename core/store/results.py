@@ -1,15 +1,15 @@
-"""Reading a job's results: its result lines in input order, and its failed items."""
+"""Reading a job's results: its result lines in input order, and its failed items (for a
+retry), both one bucket at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.codec import merge_in_order, unpack_inputs, unpack_lines
+from core.codec import InputRecord, merge_in_order, unpack_inputs, unpack_lines
 from core.jsonl import in_blocks
 from core.result_lines import is_failure, result_index
 from core.tables import Chunk
@@ -45,29 +45,36 @@ def stream_results(
         )
 
 
-def failed_items(
+def failed_windows(
     *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
-) -> list[tuple[str | None, Any]]:
-    """(custom_id, input) of a job's failed items, in input order, for a retry. Items that
-    failed validation have no runnable input and are left out."""
-    out: list[tuple[int, str | None, Any]] = []
+) -> Iterator[list[InputRecord]]:
+    """A job's failed items as (index, custom_id, input), one bucket (a window of the job's
+    input order) at a time, each in input order: a retry holds one window, never the job.
+    Items that failed validation have no runnable input and are left out."""
     after = -1
-    while True:  # chunk by chunk, each read in a short session
-        with session_factory() as session:
-            row = session.execute(
-                select(Chunk.id, Chunk.inputs, Chunk.outputs)
-                .where(Chunk.job_id == job_id, Chunk.id > after, Chunk.failed > 0)
-                .order_by(Chunk.id)
-                .limit(1)
-            ).first()
-        if row is None:
-            break
-        after, inputs, outputs = row
-        records = {r[0]: r for r in unpack_inputs(inputs)}
-        for line in unpack_lines(outputs or b""):
-            if is_failure(line):
-                index = result_index(line)
-                if index in records:
-                    out.append(records[index])
-    out.sort(key=lambda r: r[0])
-    return [(cid, value) for _, cid, value in out]
+    while True:
+        with session_factory() as session:  # one short session per bucket
+            bucket = session.scalar(
+                select(func.min(Chunk.bucket)).where(
+                    Chunk.job_id == job_id, Chunk.failed > 0, Chunk.bucket > after
+                )
+            )
+            if bucket is None:
+                return
+            rows = session.execute(
+                select(Chunk.inputs, Chunk.outputs).where(
+                    Chunk.job_id == job_id, Chunk.bucket == bucket, Chunk.failed > 0
+                )
+            ).all()
+        after = bucket
+        window: list[InputRecord] = []
+        for inputs, outputs in rows:
+            records = {r[0]: r for r in unpack_inputs(inputs)}
+            for line in unpack_lines(outputs or b""):
+                if is_failure(line):
+                    record = records.get(result_index(line))
+                    if record is not None:
+                        window.append(record)
+        if window:
+            window.sort(key=lambda r: r[0])
+            yield window

@@ -1,30 +1,31 @@
-"""Submitting jobs: inline inputs, a file of the tenant's, and a retry of a finished job's
-failed items. Each is checked, counted against the tenant's rate, cut into chunks sized to
-the model's measured compute, written in one transaction, and announced to dispatchers."""
+"""Submitting jobs: inline inputs and a file of the tenant's (a retry of a finished job's
+failed items: core.submit.retry). Each is checked, counted against the tenant's rate, cut
+into chunks sized to the model's measured compute, written in one transaction (with its
+idempotency record, if the request has a key), and announced to dispatchers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from functools import partial
 from typing import Any
 
 from redis import Redis
+from sqlalchemy.orm import Session
 
-from core import states
 from core.chunking import chunk_size_for
 from core.config import Settings
 from core.contracts.params import item_cost
 from core.contracts.spec import ModelSpec
 from core.db import read_session, write_session
-from core.errors import Conflict, NotFound, shown
+from core.errors import NotFound, shown
 from core.nudge import nudge_dispatch
 from core.store.chunk_rows import bucketed_rows
 from core.store.chunk_stats import item_seconds
 from core.store.files import get_file
+from core.store.idempotency import IdempotencyClaim, record_claim
 from core.store.ingest import create_file_job
 from core.store.jobs import JobSpec, create_job
-from core.store.results import failed_items
 from core.submit.checks import (
     InlineItem,
     check_inline_items,
@@ -37,7 +38,6 @@ from core.submit.checks import (
 from core.submit.lengths import sort_lengths
 from core.submit.rate import check_rate
 from core.tables import Job
-from core.webhooks.targets import WebhookTarget
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class Submitter:
     cfg: Settings
     registry: dict[str, ModelSpec]
     redis: Redis
+    # Written with the job: the request's Idempotency-Key (core.submit.idempotency).
+    claim: IdempotencyClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,21 @@ def retention_seconds(cfg: Settings, expires_after: int | None) -> float:
     return expires_after or cfg.job_retention_days * 86400
 
 
+def record_submission(sub: Submitter, session: Session, tenant_id: str, job: Job) -> None:
+    """Record the submission's idempotency claim, if any, in the job's transaction
+    (IntegrityError if a concurrent request with its key committed first)."""
+    if sub.claim is not None:
+        record_claim(
+            session=session, tenant_id=tenant_id, claim=sub.claim, job_id=job.id, now=time.time()
+        )
+
+
 def _write(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
     """Cut the items into chunks, write the job with them, and announce it."""
     rows = job_chunk_rows(spec)
     with write_session(sub.cfg.database_url) as session:
         job = create_job(session=session, tenant_id=tenant_id, spec=spec, chunks=rows)
+        record_submission(sub, session, tenant_id, job)
     announce(sub, job.model)
     return job
 
@@ -126,6 +138,7 @@ def write_file_job(sub: Submitter, *, tenant_id: str, **job: Any) -> Job:
     it: a dispatcher hands it to an ingest."""
     with write_session(sub.cfg.database_url) as session:
         created = create_file_job(session=session, tenant_id=tenant_id, **job)
+        record_submission(sub, session, tenant_id, created)
     announce(sub, created.model)
     return created
 
@@ -194,56 +207,4 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
         on_invalid=options.on_invalid,
         expires_after_seconds=retention_seconds(cfg, options.expires_after),
         webhook=webhook,
-    )
-
-
-def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
-    """A new job of a finished job's failed items (same model, params, priority and
-    metadata; custom_ids kept), linked to it by `retry_of`, bucketed by the same length
-    rule as a submission, announced to the same webhook. Items that failed validation are
-    left out: they cannot run."""
-    cfg = sub.cfg
-    if job.endpoint is not None:
-        raise Conflict(
-            "a batch's failed requests are in its error file; submit them as a new batch",
-            code="batch_retry_unsupported",
-            param="job_id",
-        )
-    if job.status not in states.JOB_TERMINAL:
-        raise Conflict(
-            f"job is {job.status}; retry it when it has finished",
-            code="job_not_finished",
-            param="job_id",
-        )
-    items = failed_items(session_factory=partial(read_session, cfg.database_url), job_id=job.id)
-    if not items:
-        raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
-    count_submission(sub, tenant_id)
-    spec = sub.registry.get(job.model)
-    lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
-    return _write(
-        sub,
-        tenant_id,
-        JobSpec(
-            model=job.model,
-            task=job.task,
-            items=items,
-            params=job.params,
-            priority=job.priority,
-            metadata=job.meta,
-            chunk_size=chunk_size(
-                cfg, job.model, spec.chunk_size if spec else 512, item_cost(job.params)
-            ),
-            expires_after_seconds=cfg.job_retention_days * 86400,
-            lengths=lengths,
-            lengths_are_tokens=are_tokens,
-            bucket_window=cfg.bucket_window_items,
-            max_chunk_bytes=cfg.max_chunk_bytes,
-            retry_of=job.id,
-            webhook=(
-                WebhookTarget(url=job.webhook_url, secret=job.webhook_secret)
-                if job.webhook_url and job.webhook_secret
-                else None
-            ),
-        ),
     )
