@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import exists, select
 
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
+from api.openapi_links import FILE_LINKS, linked
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.upload_slots import UploadSlotDep
 from api.uploads import LineSink, UploadLimits, receive_upload
@@ -101,6 +102,7 @@ UPLOAD_BODY = {
     response_model=FileOut,
     summary="Upload a JSONL file (multipart, streamed)",
     openapi_extra=UPLOAD_BODY,
+    responses=linked(200, FILE_LINKS),
 )
 async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep) -> FileOut:
     """Multipart form with a `file` part and `purpose` (batch or jobs). Every line must be

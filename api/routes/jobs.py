@@ -25,6 +25,7 @@ from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.job_events import job_json
 from api.job_watch import JobWatcher
 from api.json_route import OrjsonRoute
+from api.openapi_links import JOB_LINKS, linked
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
 from api.views import job_out
@@ -84,7 +85,13 @@ def submitter(request: Request) -> Submitter:
     return Submitter(cfg=state.settings, registry=state.registry, redis=state.redis)
 
 
-@router.post("", status_code=201, response_model=JobOut, summary="Submit a job")
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit a job",
+    responses=linked(201, JOB_LINKS),
+)
 def submit_job(
     body: JobCreate,
     tenant: TenantDep,
@@ -263,7 +270,11 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
 
 
 @router.post(
-    "/{job_id}/retry", status_code=201, response_model=JobOut, summary="Retry the failed items"
+    "/{job_id}/retry",
+    status_code=201,
+    response_model=JobOut,
+    summary="Retry the failed items",
+    responses=linked(201, JOB_LINKS),
 )
 def retry_my_job(job_id: str, tenant: TenantDep, request: Request, response: Response) -> JobOut:
     """A new job of the finished job's failed items (same model, params, priority and

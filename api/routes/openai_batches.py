@@ -15,6 +15,7 @@ from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.json_route import OrjsonRoute
 from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
 from api.openai_batch_views import batch_out
+from api.openapi_links import BATCH_LINKS, linked
 from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states
@@ -35,7 +36,12 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=BatchOut, summary="Create a batch (OpenAI-compatible)")
+@router.post(
+    "",
+    response_model=BatchOut,
+    summary="Create a batch (OpenAI-compatible)",
+    responses=linked(200, BATCH_LINKS),
+)
 def create_batch(
     body: BatchCreate,
     tenant: TenantDep,
