@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=1 << 30, ge=1024)
     # Room for an image of max_image_bytes in base64 (4 characters for 3 bytes).
     max_line_bytes: int = Field(default=12 << 20, ge=1024)
+    # A gzipped upload is decompressed as it streams in (max_file_bytes bounds what it
+    # expands to); one that expands more than this many times is refused early as a bomb.
+    max_gzip_ratio: float = Field(default=100.0, ge=1)
     max_items_per_file_job: int = Field(default=10_000_000, ge=1)
     files_dir: Path | None = None
     file_part_bytes: int = Field(default=4 << 20, ge=1024)
