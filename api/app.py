@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +33,9 @@ from api.routes import (
 from api.status_fast_path import StatusFastPath
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
+from api.worker_presence import WorkerPresence
+from api.worker_presence import install as install_presence
+from api.worker_presence import uninstall as uninstall_presence
 from core.blobs import storage_for
 from core.config import Settings, settings
 from core.contracts.spec import load_registry
@@ -49,10 +54,17 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         if check_db:
             check_schema(cfg.database_url)
         process_started()
+        presence: WorkerPresence = app.state.worker_presence
+        install_presence(presence)
+        reading = asyncio.create_task(presence.run(), name="worker presence")
         try:
             yield
         finally:
             process_stopping()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            uninstall_presence(presence)
             await app.state.job_watcher.close()
 
     app = FastAPI(
@@ -83,6 +95,12 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         redis=app.state.redis,
         prefix=cfg.redis_prefix,
         models=list(app.state.registry),
+    )
+    app.state.worker_presence = WorkerPresence(
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
+        grace_seconds=cfg.waiting_for_worker_seconds,
     )
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(

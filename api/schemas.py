@@ -108,6 +108,11 @@ class JobOut(BaseModel):
     progress: float = Field(description="Finished items over total, 0 to 1")
     throughput: float | None = Field(description="Items per second since the job started")
     eta_seconds: float | None = Field(description="Estimated seconds until the job finishes")
+    waiting_for_worker: bool = Field(
+        default=False,
+        description="The job is unfinished, has waited SLUICE_WAITING_FOR_WORKER_SECONDS, and no "
+        "worker of its model is live (start one: `sluice worker --models MODEL`)",
+    )
     created_at: int
     started_at: int | None
     finished_at: int | None

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     event_heartbeat_seconds: float = Field(default=15.0, gt=0)
     max_event_streams: int = Field(default=1000, ge=1)
     max_event_streams_per_tenant: int = Field(default=100, ge=1)
+    # A job unfinished this long while no worker of its model heartbeats says
+    # `waiting_for_worker` in its body (each API process reads the heartbeats once a second).
+    waiting_for_worker_seconds: float = Field(default=10.0, ge=0)
 
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost
