@@ -39,7 +39,14 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
         body
         | {
             "metadata": job.meta,
-            "counts": Counts(total=job.total, completed=job.completed, failed=job.failed),
+            "counts": Counts(
+                total=job.total,
+                completed=job.completed,
+                failed=job.failed,
+                cancelled=states.unrun_items(
+                    job.status, total=job.total, completed=job.completed, failed=job.failed
+                ),
+            ),
             "progress": round(done / job.total, 4) if job.total else 1.0,
             "throughput": throughput,
             "eta_seconds": eta,
