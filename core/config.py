@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +121,11 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=4, ge=1, le=64)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # One line per HTTP request (method, path, status, size, time, tenant) on the logger
+    # `sluice.access`; never a header (keys travel in Authorization) nor a query value of a
+    # name the API does not take.
+    access_log: bool = False
+
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
 
@@ -140,6 +146,20 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+
+def redacted_url(url: str) -> str:
+    """A database or Redis URL fit for a log line: its password as ***, no query string
+    (where libpq and redis-py also take passwords)."""
+    parts = urlsplit(url)
+    if not parts.netloc:  # sqlite:///path: nothing secret, and urlunsplit would drop "//"
+        return url.partition("?")[0]
+    host = parts.netloc.rpartition("@")[2]
+    if parts.password is not None:
+        host = f"{parts.username or ''}:***@{host}"
+    elif parts.username:
+        host = f"{parts.username}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def get_settings() -> Settings:
