@@ -199,13 +199,29 @@ class AsyncClient:
         return AsyncJob(self, await self._json(endpoints.get_job(self.config, job_id, wait)))
 
     async def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> AsyncIterator[AsyncJob]:
-        """Your jobs, newest first, page after page (up to `limit`)."""
-        pages = endpoints.job_pages(limit, page_size, tenant)
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given."""
+        pages = endpoints.job_pages(limit, page_size, tenant, status, model)
         while (call := pages.next_call()) is not None:
             for data in pages.take(await self._json(call)):
                 yield AsyncJob(self, data)
+
+    async def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        pages = endpoints.batch_pages(limit, page_size)
+        while (call := pages.next_call()) is not None:
+            for data in pages.take(await self._json(call)):
+                yield data
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
         """Cancel a job."""

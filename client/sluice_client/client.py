@@ -182,14 +182,28 @@ class Client:
         return Job(self, self._json(endpoints.get_job(self.config, job_id, wait)))
 
     def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> Iterator[Job]:
-        """Your jobs, newest first, page after page (up to `limit`); an admin key may name
-        a `tenant` (else it sees every tenant's)."""
-        pages = endpoints.job_pages(limit, page_size, tenant)
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given; an admin key may name a `tenant` (else it sees every tenant's)."""
+        pages = endpoints.job_pages(limit, page_size, tenant, status, model)
         while (call := pages.next_call()) is not None:
             for data in pages.take(self._json(call)):
                 yield Job(self, data)
+
+    def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        pages = endpoints.batch_pages(limit, page_size)
+        while (call := pages.next_call()) is not None:
+            yield from pages.take(self._json(call))
 
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a job: unstarted work at once, running work within a micro-batch."""

@@ -114,12 +114,25 @@ class Pages:
         return items
 
 
-def job_pages(limit: int | None, page_size: int, tenant: str | None) -> Pages:
-    """GET /v1/jobs, newest first (`tenant`: an admin key's filter)."""
+def job_pages(
+    limit: int | None,
+    page_size: int,
+    tenant: str | None,
+    status: str | None = None,
+    model: str | None = None,
+) -> Pages:
+    """GET /v1/jobs, newest first (`tenant`: an admin key's filter), of one status or
+    model when given."""
     params: dict[str, Any] = {"limit": max(1, min(page_size, MAX_JOBS_PAGE))}
-    if tenant is not None:
-        params["tenant"] = tenant
+    filters = {"tenant": tenant, "status": status, "model": model}
+    params.update({name: value for name, value in filters.items() if value is not None})
     return Pages("/v1/jobs", params, "next_cursor", limit)
+
+
+def batch_pages(limit: int | None, page_size: int) -> Pages:
+    """GET /v1/batches (OpenAI-compatible batches), newest first."""
+    params: dict[str, Any] = {"limit": max(1, min(page_size, MAX_JOBS_PAGE))}
+    return Pages("/v1/batches", params, "last_id", limit)
 
 
 def file_pages(limit: int | None, page_size: int, purpose: str | None) -> Pages:
