@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True)
+# Messages are not wrapped: a command in one must stay whole to be copied.
+err = Console(stderr=True, soft_wrap=True)
 # Set by `sluice --debug` (or SLUICE_DEBUG=1): errors keep their traceback.
 _debug = {"on": False}
 

@@ -81,8 +81,8 @@ class Client:
         """GET /v1/jobs/{id}, long-polling up to `wait` seconds."""
         return self.api.get_job(job_id, wait=wait).data
 
-    def follow(self, job_id: str) -> Job:
-        """The job as the client's Job, to wait on."""
+    def job_handle(self, job_id: str) -> Job:
+        """The job as sluice_client's Job (to wait on, with its progress bar)."""
         return self.api.get_job(job_id)
 
     def jobs(

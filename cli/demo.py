@@ -154,7 +154,7 @@ def _serve_and_run(
         started = time.perf_counter()
         job = client.submit(model=model, inputs=items, metadata={"source": "demo"})
         console.print(f"submitted [bold]{job['id']}[/] ({job['counts']['total']:,} items) to {url}")
-        job = watch(client.follow(job["id"]), console).data
+        job = watch(client, job["id"], console).data
         summary(client, job, time.perf_counter() - started)
     finally:
         stop(worker)

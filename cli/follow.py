@@ -4,7 +4,8 @@ refused in validation, its errors and what to do. Ctrl-C says how to come back."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -13,6 +14,7 @@ from rich.markup import escape
 from sluice_client import Job
 
 from cli.app import program
+from cli.client import Client
 from cli.humanize import duration, items_per_second
 
 # Validation errors shown under a refused file; the rest are counted.
@@ -36,7 +38,8 @@ def summary_line(job: Mapping[str, Any]) -> str:
 def refused_in_validation(job: Mapping[str, Any]) -> bool:
     """Whether the job failed before any item ran: its file was refused."""
     counts = job.get("counts") or {}
-    return job.get("status") == "failed" and not counts.get("total") and bool(job.get("errors"))
+    ran = int(counts.get("completed", 0)) + int(counts.get("failed", 0))
+    return job.get("status") == "failed" and not ran and bool(job.get("errors"))
 
 
 def error_lines(errors: Mapping[str, Any] | None, limit: int = SHOWN_ERRORS) -> list[str]:
@@ -79,20 +82,27 @@ def resume_hint(job_id: str) -> list[str]:
     ]
 
 
-def watch(job: Job, console: Console) -> Job:
-    """Wait for the job with the client's progress bar; on Ctrl-C print how to follow or
-    cancel it and exit 130 (the job runs on)."""
+@contextmanager
+def resumable(job_id: str, console: Console) -> Iterator[None]:
+    """Ctrl-C within: print how to follow or cancel the job and exit 130 (the job runs on).
+    Entered before the job's id is printed, so that no Ctrl-C after it goes unexplained."""
     try:
-        job.wait(progress=True, stream=console.file)
+        yield
     except KeyboardInterrupt:
         console.print()
-        for line in resume_hint(job.id):
+        for line in resume_hint(job_id):
             console.print(escape(line), soft_wrap=True)
         raise typer.Exit(130) from None
-    return job
 
 
-def follow(job: Job, console: Console) -> Job:
+def watch(client: Client, job_id: str, console: Console) -> Job:
+    """Wait for the job with the client's progress bar (Ctrl-C: see resumable)."""
+    with resumable(job_id, console):
+        return client.job_handle(job_id).wait(progress=True, stream=console.file)
+
+
+def follow(client: Client, job_id: str, console: Console) -> Job:
     """watch(), then the closing line (and validation errors)."""
-    report(watch(job, console).data, console)
+    job = watch(client, job_id, console)
+    report(job.data, console)
     return job

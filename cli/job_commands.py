@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from cli.app import app, err, fail, program
+from cli.tables import stdout_console
 
-out = Console()
 # Suffixes `results -o` writes, and the format each asks the API for.
 RESULT_FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
@@ -51,16 +50,16 @@ def status(
 
     client = Client()
     if follow:
-        if follow_job(client.follow(job_id), err).status == "failed":
+        if follow_job(client, job_id, err).status == "failed":
             raise typer.Exit(1)
         return
     job = client.job(job_id, wait=wait)
     if as_json:
         print(json.dumps(job, indent=2))
         return
-    out.print(job_view(job))
+    stdout_console().print(job_view(job))
     for line in error_lines(job.get("errors")):
-        out.print(escape(line))
+        stdout_console().print(escape(line))
     _waiting_hint(job)
 
 
@@ -69,18 +68,22 @@ def cancel(job_id: str, as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Cancel a job: unstarted work at once, running work within a micro-batch."""
     from cli.client import Client
 
-    job = Client().cancel(job_id)
+    client = Client()
+    ended = client.job(job_id)["status"] in TERMINAL
+    job = client.cancel(job_id)
     if as_json:
         print(json.dumps(job, indent=2))
+    elif ended:
+        print(f"{job_id} had already ended ({job['status']}, {_done(job)}): nothing to cancel")
     elif job["status"] == "cancelling":
         print(
             f"cancelling {job_id} ({_done(job)}): running chunks stop within a micro-batch; "
             f"`{program()} status {job_id} --follow` shows the end"
         )
-    elif job["status"] == "cancelled":
+    elif job["status"] == "cancelled":  # at once: nothing ran yet
         print(f"cancelled {job_id} ({_done(job)}; their results are kept)")
     else:
-        print(f"{job_id} had already ended ({job['status']}, {_done(job)}): nothing to cancel")
+        print(f"{job_id} ended ({job['status']}, {_done(job)}) before the cancel took effect")
 
 
 @app.command()
@@ -90,14 +93,15 @@ def retry(
 ) -> None:
     """Submit a new job of a finished job's failed items; print its id."""
     from cli.client import Client
-    from cli.follow import follow
+    from cli.follow import follow, resumable
 
     client = Client()
     job = client.retry(job_id)
-    print(job["id"], flush=True)
-    err.print(f"{job['id']} retries {job['counts']['total']:,} items of {job_id} on {job['model']}")
-    if wait and follow(client.follow(job["id"]), err).status == "failed":
-        raise typer.Exit(1)
+    with resumable(job["id"], err):
+        print(job["id"], flush=True)
+        err.print(f"{job['id']} retries {job['counts']['total']:,} items of {job_id}")
+        if wait and follow(client, job["id"], err).status == "failed":
+            raise typer.Exit(1)
 
 
 def _result_format(output: Path | None) -> str:
@@ -120,7 +124,7 @@ def _ready(client: Any, job: dict[str, Any], job_id: str, partial: bool, wait: b
     if wait:
         from cli.follow import follow
 
-        follow(client.follow(job_id), err)
+        follow(client, job_id, err)
     elif partial:
         err.print(
             f"[yellow]{job_id} is {job['status']} ({_done(job)}): writing the finished "

@@ -7,11 +7,10 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from cli.app import app, err, program
+from cli.tables import stdout_console
 
-out = Console()
 LIMIT_OPTION = typer.Option(min=1, max=1000, help="At most this many, newest first")
 JSON_OPTION = typer.Option("--json", help="The API's JSON objects (a list) instead of a table")
 
@@ -20,7 +19,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, table: Any, empty: str) -> 
     if as_json:
         print(json.dumps(rows, indent=2))
     elif rows:
-        out.print(table)
+        stdout_console().print(table)
     else:
         err.print(empty)
 

@@ -52,7 +52,7 @@ def submit(
 ) -> None:
     """Check, upload and submit a file as one job; print its id (--wait follows it)."""
     from cli.client import ApiError, Client
-    from cli.follow import follow
+    from cli.follow import follow, resumable
     from cli.preflight import Refused, check_first_lines, check_params, find_model, parse_params
     from cli.upload import image_files
 
@@ -96,6 +96,7 @@ def submit(
         except ApiError as exc:
             say_error(f"(the uploaded file {uploaded['id']} could not be deleted: {exc})")
         raise
-    print(job["id"], flush=True)
-    if wait and follow(client.follow(job["id"]), err).status == "failed":
-        raise typer.Exit(1)
+    with resumable(job["id"], err):
+        print(job["id"], flush=True)
+        if wait and follow(client, job["id"], err).status == "failed":
+            raise typer.Exit(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -20,6 +21,23 @@ STATUS_STYLES = {
     "in_progress": "cyan",
     "waiting_for_worker": "magenta",
 }
+
+
+# Width of tables written to a pipe or a file, where no terminal says how wide to be.
+PIPE_WIDTH = 240
+
+
+def stdout_console() -> Console:
+    """A console on stdout: the terminal's width, or wide enough off a terminal that a
+    table's ids are never cut (scripts and tests read them)."""
+    console = Console()
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def _id_column(table: Table, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A column of ids: never wrapped or cut, on a terminal as narrow as any."""
+    width = max([len(str(r.get("id"))) for r in rows] + [len(name)])
+    table.add_column(name, no_wrap=True, min_width=width)
 
 
 def status_text(job: Mapping[str, Any]) -> Text:
@@ -81,8 +99,8 @@ def job_view(job: Mapping[str, Any], now: float | None = None) -> Table:
 def job_list(jobs: Sequence[Mapping[str, Any]], now: float | None = None) -> Table:
     """Jobs, a row each, newest first."""
     table = Table(box=None, header_style="bold", pad_edge=False)
+    _id_column(table, "JOB", jobs)
     for name, justify in (
-        ("JOB", "left"),
         ("MODEL", "left"),
         ("STATUS", "left"),
         ("DONE", "right"),
@@ -108,7 +126,8 @@ def job_list(jobs: Sequence[Mapping[str, Any]], now: float | None = None) -> Tab
 def file_list(files: Sequence[Mapping[str, Any]], now: float | None = None) -> Table:
     """Uploaded files, a row each."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("FILE", "NAME", "PURPOSE", "LINES", "SIZE", "CREATED", "EXPIRES"):
+    _id_column(table, "FILE", files)
+    for name in ("NAME", "PURPOSE", "LINES", "SIZE", "CREATED", "EXPIRES"):
         table.add_column(name, justify="right" if name in ("LINES", "SIZE") else "left")
     for f in files:
         table.add_row(
@@ -126,7 +145,8 @@ def file_list(files: Sequence[Mapping[str, Any]], now: float | None = None) -> T
 def batch_list(batches: Sequence[Mapping[str, Any]], now: float | None = None) -> Table:
     """OpenAI-compatible batches, a row each."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("BATCH", "ENDPOINT", "MODEL", "STATUS", "DONE", "FAILED", "CREATED"):
+    _id_column(table, "BATCH", batches)
+    for name in ("ENDPOINT", "MODEL", "STATUS", "DONE", "FAILED", "CREATED"):
         table.add_column(name, justify="right" if name in ("DONE", "FAILED") else "left")
     for b in batches:
         counts = b.get("request_counts") or {}
@@ -153,7 +173,8 @@ def _output(model: Mapping[str, Any]) -> str:
 def model_list(models: Sequence[Mapping[str, Any]]) -> Table:
     """Registered models, a row each, with their live workers."""
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("MODEL", "TASK", "OUTPUT", "MAX LENGTH", "DTYPE", "WORKERS"):
+    _id_column(table, "MODEL", models)
+    for name in ("TASK", "OUTPUT", "MAX LENGTH", "DTYPE", "WORKERS"):
         table.add_column(name, justify="right" if name in ("MAX LENGTH", "WORKERS") else "left")
     for m in models:
         live = m.get("live_workers")
