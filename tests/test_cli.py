@@ -56,6 +56,15 @@ def test_submit_wait_status_results(sqlite_cfg, tmp_path):
         assert _sluice(["results", job_id, "-o", str(dest)], env).returncode == 0
         lines = [orjson.loads(x) for x in dest.read_bytes().splitlines()]
         assert [x["custom_id"] for x in lines] == [f"r{i}" for i in range(900)]
+        out = _sluice(["retry", job_id], env)  # nothing failed: one line, the server's code
+        assert out.returncode == 1 and "HTTP 409 nothing_to_retry" in out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 2
+        # results --wait follows a running job to its end, then writes all of it.
+        again = _sluice(["submit", str(data), "--model", "tiny-embed"], env).stdout.strip()
+        later = tmp_path / "later.csv"
+        out = _sluice(["results", again, "--wait", "-o", str(later)], env)
+        assert out.returncode == 0 and "completed: 900 ok, 0 failed" in out.stderr, out.stderr
+        assert len(later.read_text().splitlines()) == 901  # a header and a row per item
 
         mixed = tmp_path / "mixed.jsonl"
         mixed.write_text('{"input": "fine"}\n{"input": 42}\n{"input": "also fine"}\n')
