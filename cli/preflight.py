@@ -4,6 +4,7 @@ The server checks everything again (and every line); these are only the early, c
 
 from __future__ import annotations
 
+import difflib
 import json
 import zlib
 from collections.abc import Iterator, Mapping
@@ -45,9 +46,11 @@ def find_model(models: list[Mapping[str, Any]], name: str, program: str) -> Mapp
     for model in models:
         if model.get("id") == name:
             return model
-    names = ", ".join(sorted(str(m.get("id")) for m in models)) or "none"
+    names = sorted(str(m.get("id")) for m in models)
+    close = difflib.get_close_matches(name, names, n=1)
+    guess = f" (did you mean {close[0]}?)" if close else ""
     raise Refused(
-        f"unknown model {name!r}; this API serves: {names}",
+        f"unknown model {name!r}{guess}; this API serves: {', '.join(names) or 'none'}",
         f"`{program} models` lists them with their tasks and live workers",
     )
 

@@ -112,6 +112,8 @@ def test_submit_checks_params_against_the_models_task():
     assert find_model([EMBED], "minilm", "sluice") is EMBED
     with pytest.raises(Refused, match="unknown model 'nope'; this API serves: minilm"):
         find_model([EMBED], "nope", "sluice")
+    with pytest.raises(Refused, match=r"'minlm' \(did you mean minilm\?\)"):
+        find_model([EMBED], "minlm", "sluice")
     check_params(EMBED, {"dimensions": 128, "normalize": False})
     with pytest.raises(Refused, match=r"params\.dimension: Extra inputs"):
         check_params(EMBED, {"dimension": 128})
