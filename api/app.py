@@ -29,6 +29,7 @@ from api.routes import (
     webhooks,
 )
 from api.status_fast_path import StatusFastPath
+from api.status_pacing import StatusPacer
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -74,6 +75,11 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         cfg.database_url,
         cfg.watch_interval_seconds,
         on_lookup=cache_lookup_recorder("job_status"),
+    )
+    app.state.status_pacer = StatusPacer(
+        per_second=cfg.status_reads_per_second,
+        burst=cfg.status_read_burst,
+        max_wait=cfg.status_max_wait_seconds,
     )
     app.state.stream_slots = StreamSlots(
         total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant

@@ -69,6 +69,16 @@ class Job(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_deadline_at", "deadline_at"),
+        # Status leads, for the housekeeper's lookups by status (cancelling, finalizing,
+        # validating) and an admin's list of a status, newest first.
+        Index("ix_jobs_status_created", "status", "created_at"),
+        # A tenant's list of a status, newest first (GET /v1/jobs?status=, the dashboard).
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # The dashboard's live list: live statuses OR ended since a moment ago; with both
+        # arms indexed PostgreSQL answers it with a BitmapOr instead of a scan.
+        Index("ix_jobs_finished_at", "finished_at"),
+        # An admin's list of every tenant's jobs, newest first.
+        Index("ix_jobs_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from core import states
 from core.ids import new_id, new_token
+from core.request_counts import reported_counts
 from core.tables import Job, Tenant, WebhookAttempt, WebhookDelivery
-from core.webhooks.events import event_body, event_counts, event_type
+from core.webhooks.events import event_body, event_type
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -62,7 +63,7 @@ def enqueue_job_event(*, session: Session, job_id: str, now: float) -> str | Non
     is_batch = job.endpoint is not None
     kind = event_type(status=job.status, is_batch=is_batch)
     msg_id = new_id("msg")
-    counts = event_counts(
+    counts = reported_counts(
         total=job.total,
         completed=job.completed,
         failed=job.failed,
