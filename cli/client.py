@@ -108,9 +108,9 @@ class Client:
         """POST /v1/jobs/{id}/cancel."""
         return self.api.cancel_job(job_id).data
 
-    def retry(self, job_id: str) -> dict:
-        """POST /v1/jobs/{id}/retry: a new job of the failed items."""
-        return self.api.retry_job(job_id).data
+    def retry(self, job_id: str, include: list[str] | None = None) -> dict:
+        """POST /v1/jobs/{id}/retry: a new job of the failed (or `include`d) items."""
+        return self.api.retry_job(job_id, include=include).data
 
     def models(self) -> dict:
         """GET /v1/models."""

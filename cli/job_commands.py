@@ -86,17 +86,30 @@ def cancel(job_id: str, as_json: Annotated[bool, JSON_OPTION] = False) -> None:
         print(f"{job_id} ended ({job['status']}, {_done(job)}) before the cancel took effect")
 
 
+RETRY_KINDS = ("failed", "cancelled")
+
+
 @app.command()
 def retry(
     job_id: str,
+    include: Annotated[
+        str | None,
+        typer.Option(
+            help="Which items: failed (the default), cancelled (those a cancel kept from "
+            "running), or failed,cancelled"
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the new job with a progress bar")] = False,
 ) -> None:
-    """Submit a new job of a finished job's failed items; print its id."""
+    """Submit a new job of a finished job's failed (or cancelled) items; print its id."""
     from cli.client import Client
     from cli.follow import follow, resumable
 
+    kinds = None if include is None else [k.strip() for k in include.split(",") if k.strip()]
+    if kinds is not None and (not kinds or set(kinds) - set(RETRY_KINDS)):
+        raise fail(f"--include takes {', '.join(RETRY_KINDS)} or both, comma-separated", code=2)
     client = Client()
-    job = client.retry(job_id)
+    job = client.retry(job_id, include=kinds)
     with resumable(job["id"], err):
         print(job["id"], flush=True)
         err.print(f"{job['id']} retries {job['counts']['total']:,} items of {job_id}")

@@ -64,6 +64,8 @@ def test_mistakes_without_a_server(bare_env, tmp_path):
     _one_or_two_lines(out, "--params must be a JSON object", code=2)
     out = _sluice(["submit", str(tmp_path / "missing.jsonl"), "--model", "m"], down)
     _one_or_two_lines(out, "missing.jsonl: no such file", code=2)
+    out = _sluice(["retry", "job_x", "--include", "everything"], down)
+    _one_or_two_lines(out, "--include takes failed, cancelled or both", code=2)
     out = _sluice(["results", "job_x", "-o", str(tmp_path / "out.xlsx")], down)
     _one_or_two_lines(out, ".xlsx is not a results format", ".jsonl, .csv or .parquet", code=2)
     assert not (tmp_path / "out.xlsx").exists()

@@ -5,7 +5,7 @@ httpx.AsyncClient."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -220,9 +220,9 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         """Cancel a job."""
         return AsyncJob(self, await self._run(endpoints.cancel_job(job_id)))
 
-    async def retry_job(self, job_id: str) -> AsyncJob:
-        """A new job of a finished job's failed items."""
-        return AsyncJob(self, await self._run(endpoints.retry_job(job_id)))
+    async def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> AsyncJob:
+        """A new job of a finished job's failed items (and `include`d kinds)."""
+        return AsyncJob(self, await self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -192,9 +192,11 @@ class Client(BaseClient[httpx.Client]):
         """Cancel a job: unstarted work at once, running work within a micro-batch."""
         return Job(self, self._run(endpoints.cancel_job(job_id)))
 
-    def retry_job(self, job_id: str) -> Job:
-        """A new job of a finished job's failed items (ConflictError when none failed)."""
-        return Job(self, self._run(endpoints.retry_job(job_id)))
+    def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> Job:
+        """A new job of a finished job's failed items (ConflictError when none failed);
+        `include=["failed", "cancelled"]` also runs the items a cancel kept from running,
+        where the server supports it."""
+        return Job(self, self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False

@@ -3,7 +3,7 @@ AsyncClient alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,11 @@ def cancel_job(job_id: str) -> Plan[JobData]:
     return Plan("POST", f"/v1/jobs/{job_id}/cancel", idempotent=True)
 
 
-def retry_job(job_id: str) -> Plan[JobData]:
-    """POST /v1/jobs/{id}/retry."""
-    return Plan("POST", f"/v1/jobs/{job_id}/retry")
+def retry_job(job_id: str, include: Sequence[str] | None = None) -> Plan[JobData]:
+    """POST /v1/jobs/{id}/retry, of the kinds of items `include` names (the server's
+    default, failed ones, without it)."""
+    body = None if include is None else {"include": list(include)}
+    return Plan("POST", f"/v1/jobs/{job_id}/retry", json=body)
 
 
 def job_results(job_id: str, fmt: str, only_failed: bool) -> Plan[None]:
