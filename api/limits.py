@@ -48,7 +48,7 @@ class BodyLimitMiddleware:
         limit = self.upload_max_bytes if scope["path"] in self.upload_paths else self.max_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(send, limit)
+            await self._too_large(send, limit, scope["path"])
             return
         seen = 0
         started = False

@@ -9,10 +9,13 @@ import time
 from typing import Any
 
 import anthropic
+import orjson
 import pytest
 from anthropic import Anthropic
-from anthropic.types.messages import MessageBatch
+from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
+from core.db import write_session
+from core.store.openai_batches import expire_overdue
 from tests.conftest import make_key
 
 
@@ -86,6 +89,11 @@ def test_errors_take_anthropics_envelope(cfg, api, alice, bob):
     assert api.get(url, headers=bob).json()["data"] == []
     # Its job is not an OpenAI batch.
     assert api.get("/v1/batches", headers=alice).json()["data"] == []
+    cfg.jobs_per_minute = 2  # one more batch is allowed this minute, then 429
+    assert api.post(url, headers=alice, json={"requests": [good]}).status_code == 200
+    limited = api.post(url, headers=alice, json={"requests": [good]})
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) > 0
+    assert limited.json()["error"]["type"] == "rate_limit_error"
 
 
 @pytest.mark.e2e
@@ -179,3 +187,31 @@ def test_message_batches_through_the_official_client(cfg, stack):
     assert stack.http.get("/v1/jobs").json()["data"] and all(
         j["model"] != "tiny-causal-b" for j in stack.http.get("/v1/jobs").json()["data"]
     )
+
+
+def test_requests_unrun_at_the_batch_expiry_are_expired(cfg, api, alice):
+    """24 hours after creation (the housekeeper's expiry, run here a day ahead) the batch
+    ends; what never ran is `expired`, counted and in the results, in request order."""
+    url = "/v1/messages/batches"
+    requests = [_request(f"r{i}", ("tiny-causal", "tiny-causal-b")[i % 2], "hi") for i in range(5)]
+    created = api.post(url, headers=alice, json={"requests": requests}).json()
+    assert created["request_counts"]["processing"] == 5
+    with write_session(cfg.database_url) as session:
+        assert expire_overdue(session=session, now=time.time() + 3600) == []  # not yet due
+    with write_session(cfg.database_url) as session:
+        assert len(expire_overdue(session=session, now=time.time() + 86400 + 1)) == 2
+    ended = api.get(f"{url}/{created['id']}", headers=alice).json()
+    assert ended["processing_status"] == "ended" and ended["ended_at"] is not None
+    assert ended["request_counts"] == {
+        "processing": 0,
+        "succeeded": 0,
+        "errored": 0,
+        "canceled": 0,
+        "expired": 5,
+    }
+    results = api.get(f"{url}/{created['id']}/results", headers=alice)
+    assert results.status_code == 200
+    lines = [orjson.loads(x) for x in results.content.splitlines()]
+    assert lines == [{"custom_id": f"r{i}", "result": {"type": "expired"}} for i in range(5)]
+    for line in lines:
+        MessageBatchIndividualResponse.model_validate(line)
