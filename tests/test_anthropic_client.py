@@ -87,8 +87,13 @@ def test_errors_take_anthropics_envelope(cfg, api, alice, bob):
     ):
         assert getattr(api, method)(path, headers=bob).status_code == 404
     assert api.get(url, headers=bob).json()["data"] == []
-    # Its job is not an OpenAI batch.
+    # Its job is not an OpenAI batch, and cannot be retried as a job.
     assert api.get("/v1/batches", headers=alice).json()["data"] == []
+    (job_id,) = [j["id"] for j in api.get("/v1/jobs", headers=alice).json()["data"]]
+    assert api.get(f"/v1/batches/{job_id}", headers=alice).status_code == 404
+    assert api.get(f"/v1/batches/{job_id}/webhook_deliveries", headers=alice).status_code == 404
+    retry = api.post(f"/v1/jobs/{job_id}/retry", headers=alice)
+    assert retry.status_code == 409 and retry.json()["error"]["code"] == "batch_retry_unsupported"
     cfg.jobs_per_minute = 2  # one more batch is allowed this minute, then 429
     assert api.post(url, headers=alice, json={"requests": [good]}).status_code == 200
     limited = api.post(url, headers=alice, json={"requests": [good]})
@@ -124,6 +129,8 @@ def test_message_batches_through_the_official_client(cfg, stack):
     assert canceled.cancel_initiated_at is not None
     canceled = _wait_ended(client, waiting.id)
     assert canceled.request_counts.canceled == 3 and canceled.ended_at is not None
+    again_canceled = client.messages.batches.cancel(waiting.id)  # ended: unchanged
+    assert again_canceled.cancel_initiated_at == canceled.cancel_initiated_at
     results = list(client.messages.batches.results(waiting.id))
     assert [(r.custom_id, r.result.type) for r in results] == [
         (f"w{i}", "canceled") for i in range(3)

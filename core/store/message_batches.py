@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id
-from core.store.jobs import JobSpec, cancel_job, create_job
+from core.store.jobs import STOPPABLE, JobSpec, cancel_job, create_job
 from core.tables import Chunk, Job, MessageBatch
 
 
@@ -121,10 +121,11 @@ def cancel_message_batch(
     )
     if batch is None:
         return None
-    if batch.cancel_initiated_at is None:
+    stoppable = [j for j in batch_jobs(session=session, batch=batch) if j.status in STOPPABLE]
+    if stoppable and batch.cancel_initiated_at is None:  # an ended batch stays as it ended
         batch.cancel_initiated_at = now
-    for job_id in batch.job_ids:
-        cancel_job(session=session, tenant_id=tenant_id, job_id=job_id)
+    for job in stoppable:
+        cancel_job(session=session, tenant_id=tenant_id, job_id=job.id)
     session.flush()
     return batch
 
