@@ -222,3 +222,44 @@ def test_requests_unrun_at_the_batch_expiry_are_expired(cfg, api, alice):
     assert lines == [{"custom_id": f"r{i}", "result": {"type": "expired"}} for i in range(5)]
     for line in lines:
         MessageBatchIndividualResponse.model_validate(line)
+
+
+def test_a_cancel_mid_run_keeps_what_ran_and_cancels_the_rest(cfg, api, alice, registry_file):
+    """One chunk of one model's job runs (in-process, as a worker runs it), then the batch
+    is cancelled: the results hold those requests' messages and `canceled` for the rest,
+    in request order across both jobs, and the counts agree."""
+    from core.contracts.spec import load_registry
+    from models.generate import GenerateRunner
+    from tests.conftest import worker_ctx
+    from tests.test_batches import run_chunks
+
+    url = "/v1/messages/batches"
+    requests = [
+        _request(f"r{i}", ("tiny-causal", "tiny-causal-b")[i % 3 == 0], f"river {i}", temperature=0)
+        for i in range(120)
+    ]
+    created = api.post(url, headers=alice, json={"requests": requests}).json()
+    runner = GenerateRunner(load_registry(registry_file)["tiny-causal"])
+    ctx = worker_ctx(cfg, runner)
+    ctx.runners = {"tiny-causal": runner}
+    assert run_chunks(cfg, ctx, "tiny-causal", limit=1) == 1
+    running = api.get(f"{url}/{created['id']}", headers=alice).json()
+    counts = running["request_counts"]
+    ran = counts["succeeded"] + counts["errored"]
+    assert running["processing_status"] == "in_progress" and 0 < ran < 80  # live counts
+    assert counts["processing"] == 120 - ran and running["results_url"] is None
+    assert api.get(f"{url}/{created['id']}/results", headers=alice).status_code == 400
+    cancelled = api.post(f"{url}/{created['id']}/cancel", headers=alice).json()
+    assert cancelled["processing_status"] == "ended"  # nothing was running
+    assert cancelled["request_counts"]["canceled"] == 120 - ran
+    lines = [
+        MessageBatchIndividualResponse.model_validate(orjson.loads(x))
+        for x in api.get(f"{url}/{created['id']}/results", headers=alice).content.splitlines()
+    ]
+    assert [x.custom_id for x in lines] == [r["custom_id"] for r in requests]
+    kinds = [x.result.type for x in lines]
+    assert kinds.count("canceled") == 120 - ran
+    assert kinds.count("succeeded") == counts["succeeded"]
+    for request, line in zip(requests, lines, strict=True):
+        if line.result.type == "succeeded":
+            assert request["params"]["model"] == line.result.message.model == "tiny-causal"
