@@ -23,6 +23,7 @@ from api.routes import (
     job_detail,
     job_events,
     jobs,
+    message_batches,
     monitoring,
     openai_batches,
     system,
@@ -120,6 +121,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(job_events.router)
     app.include_router(openai_batches.router)
+    app.include_router(message_batches.router)
     app.include_router(monitoring.router)
     app.include_router(webhooks.router)
     app.include_router(job_detail.router)

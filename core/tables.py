@@ -239,3 +239,24 @@ class WebhookAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class MessageBatch(Base):
+    """An Anthropic message batch: owns one job per model (their ids in `job_ids`); its
+    status and counts are derived from theirs. `request_jobs` holds, per request in order,
+    the position of its job in `job_ids` (one byte each, compressed), so results stream
+    back in request order from several jobs."""
+
+    __tablename__ = "message_batches"
+    __table_args__ = (Index("ix_message_batches_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    # Processing ends by then (unrun requests expire); results are kept until purge_at.
+    expires_at: Mapped[float] = mapped_column(Float)
+    purge_at: Mapped[float] = mapped_column(Float)
+    cancel_initiated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total: Mapped[int] = mapped_column(Integer)
+    job_ids: Mapped[list[str]] = mapped_column(JSON)
+    request_jobs: Mapped[bytes] = mapped_column(LargeBinary)

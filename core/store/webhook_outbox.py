@@ -12,6 +12,7 @@ from sqlalchemy import CursorResult, Update, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id, new_token
 from core.request_counts import reported_counts
 from core.tables import Job, Tenant, WebhookAttempt, WebhookDelivery
@@ -60,7 +61,8 @@ def enqueue_job_event(*, session: Session, job_id: str, now: float) -> str | Non
         url, secret = default if default is not None else (None, None)
     if url is None or secret is None:
         return None
-    is_batch = job.endpoint is not None
+    # A message batch's jobs announce themselves as jobs (their native view).
+    is_batch = job.endpoint not in (None, MESSAGES_ENDPOINT)
     kind = event_type(status=job.status, is_batch=is_batch)
     msg_id = new_id("msg")
     counts = reported_counts(
