@@ -5,7 +5,7 @@ httpx.AsyncClient."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -195,19 +195,34 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         return AsyncJob(self, await self._run(endpoints.get_job(self.config, job_id, wait)))
 
     async def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> AsyncIterator[AsyncJob]:
-        """Your jobs, newest first, page after page (up to `limit`)."""
-        async for data in self._pages(endpoints.job_pages(limit, page_size, tenant)):
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given."""
+        pages = endpoints.job_pages(limit, page_size, tenant, status, model)
+        async for data in self._pages(pages):
             yield AsyncJob(self, data)
+
+    async def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        async for data in self._pages(endpoints.batch_pages(limit, page_size)):
+            yield data
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
         """Cancel a job."""
         return AsyncJob(self, await self._run(endpoints.cancel_job(job_id)))
 
-    async def retry_job(self, job_id: str) -> AsyncJob:
-        """A new job of a finished job's failed items."""
-        return AsyncJob(self, await self._run(endpoints.retry_job(job_id)))
+    async def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> AsyncJob:
+        """A new job of a finished job's failed items (and `include`d kinds)."""
+        return AsyncJob(self, await self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,20 +169,34 @@ class Client(BaseClient[httpx.Client]):
         return Job(self, self._run(endpoints.get_job(self.config, job_id, wait)))
 
     def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> Iterator[Job]:
-        """Your jobs, newest first, page after page (up to `limit`); an admin key may name
-        a `tenant` (else it sees every tenant's)."""
-        for data in self._pages(endpoints.job_pages(limit, page_size, tenant)):
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given; an admin key may name a `tenant` (else it sees every tenant's)."""
+        for data in self._pages(endpoints.job_pages(limit, page_size, tenant, status, model)):
             yield Job(self, data)
+
+    def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        yield from self._pages(endpoints.batch_pages(limit, page_size))
 
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a job: unstarted work at once, running work within a micro-batch."""
         return Job(self, self._run(endpoints.cancel_job(job_id)))
 
-    def retry_job(self, job_id: str) -> Job:
-        """A new job of a finished job's failed items (ConflictError when none failed)."""
-        return Job(self, self._run(endpoints.retry_job(job_id)))
+    def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> Job:
+        """A new job of a finished job's failed items (ConflictError when none failed);
+        `include=["failed", "cancelled"]` also runs the items a cancel kept from running,
+        where the server supports it."""
+        return Job(self, self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False

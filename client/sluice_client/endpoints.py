@@ -3,7 +3,7 @@ AsyncClient alike."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,11 @@ def cancel_job(job_id: str) -> Plan[JobData]:
     return Plan("POST", f"/v1/jobs/{job_id}/cancel", idempotent=True)
 
 
-def retry_job(job_id: str) -> Plan[JobData]:
-    """POST /v1/jobs/{id}/retry."""
-    return Plan("POST", f"/v1/jobs/{job_id}/retry")
+def retry_job(job_id: str, include: Sequence[str] | None = None) -> Plan[JobData]:
+    """POST /v1/jobs/{id}/retry, of the kinds of items `include` names (the server's
+    default, failed ones, without it)."""
+    body = None if include is None else {"include": list(include)}
+    return Plan("POST", f"/v1/jobs/{job_id}/retry", json=body)
 
 
 def job_results(job_id: str, fmt: str, only_failed: bool) -> Plan[None]:
@@ -131,12 +133,25 @@ class Pages:
         return items
 
 
-def job_pages(limit: int | None, page_size: int, tenant: str | None) -> Pages:
-    """GET /v1/jobs, newest first (`tenant`: an admin key's filter)."""
+def job_pages(
+    limit: int | None,
+    page_size: int,
+    tenant: str | None,
+    status: str | None = None,
+    model: str | None = None,
+) -> Pages:
+    """GET /v1/jobs, newest first (`tenant`: an admin key's filter), of one status or
+    model when given."""
     params: dict[str, Any] = {"limit": max(1, min(page_size, MAX_JOBS_PAGE))}
-    if tenant is not None:
-        params["tenant"] = tenant
+    filters = {"tenant": tenant, "status": status, "model": model}
+    params.update({name: value for name, value in filters.items() if value is not None})
     return Pages("/v1/jobs", params, "next_cursor", limit)
+
+
+def batch_pages(limit: int | None, page_size: int) -> Pages:
+    """GET /v1/batches (OpenAI-compatible batches), newest first."""
+    params: dict[str, Any] = {"limit": max(1, min(page_size, MAX_JOBS_PAGE))}
+    return Pages("/v1/batches", params, "last_id", limit)
 
 
 def file_pages(limit: int | None, page_size: int, purpose: str | None) -> Pages:
