@@ -116,9 +116,8 @@ def native_item(line: dict[str, Any]) -> dict[str, Any]:
         raise ItemInvalid("missing_input", f'line has no "input" (or its alias "text"){found}')
     if unknown:
         raise ItemInvalid("unknown_field", f"unknown field {unknown[0]!r}: {FORMS}", unknown[0])
-    if "id" in line:
-        return {"custom_id": _alias_id(line["id"]), "input": line.get("input", line.get("text"))}
-    return {"custom_id": line.get("custom_id"), "input": line.get("input", line.get("text"))}
+    custom_id = _alias_id(line["id"]) if "id" in line else line.get("custom_id")
+    return {"custom_id": custom_id, "input": line["input"] if "input" in line else line["text"]}
 
 
 def line_custom_id(line: Any, limits: ItemLimits) -> str | None:

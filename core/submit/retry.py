@@ -26,9 +26,6 @@ from core.submit.lengths import sort_lengths
 from core.tables import Job
 from core.webhooks.targets import WebhookTarget
 
-# What a retry may run again: items that failed, and items a cancel kept from running.
-RETRY_KINDS = ("failed", "cancelled")
-
 
 def submit_retry(
     sub: Submitter, *, tenant_id: str, job: Job, include: Collection[str] = ("failed",)
