@@ -133,6 +133,7 @@ def test_the_quick_start_runs_as_written(tmp_path: Path, redis_prefix: str):
     )
     servers: list[subprocess.Popen] = []
     logs: list[Path] = []
+    done: subprocess.CompletedProcess[str] | None = None
     try:
         for code, skipped in blocks:
             if skipped:
@@ -170,6 +171,9 @@ def test_the_quick_start_runs_as_written(tmp_path: Path, redis_prefix: str):
     finally:
         for proc in servers:
             stop(proc)
+    assert done is not None
+    assert "completed: 2 ok, 0 failed" in done.stderr  # submit --wait's last word
+    assert "all-minilm-l6-v2" in done.stdout and "completed" in done.stdout  # status, jobs
     lines = [orjson.loads(x) for x in (work / "results.jsonl").read_bytes().splitlines()]
     assert [(x["index"], x["custom_id"]) for x in lines] == [(0, "a"), (1, "b")]
     assert all(len(x["output"]) == 384 for x in lines)  # all-MiniLM-L6-v2's embeddings
