@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.access_log import AccessLogMiddleware
 from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
 from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
@@ -33,14 +37,27 @@ from api.status_fast_path import StatusFastPath
 from api.status_pacing import StatusPacer
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
+from api.worker_presence import WorkerPresence
+from api.worker_presence import install as install_presence
+from api.worker_presence import uninstall as uninstall_presence
 from core.blobs import storage_for
-from core.config import Settings, settings
-from core.contracts.spec import load_registry
+from core.config import Settings, redacted_url, settings
+from core.contracts.spec import ModelSpec, load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
 from core.store.tenants import Caller
 
 log = logging.getLogger(__name__)
+
+
+def api_banner(cfg: Settings, registry: Mapping[str, ModelSpec]) -> str:
+    """The one line an API process logs when it is ready (no secret in it)."""
+    models = ", ".join(f"{name} ({spec.task})" for name, spec in registry.items()) or "none"
+    return (
+        f"sluice api ready (pid {os.getpid()}): models {models}; database "
+        f"{redacted_url(cfg.database_url)}; redis {redacted_url(cfg.redis_url)} "
+        f"(prefix {cfg.redis_prefix}); access log {'on' if cfg.access_log else 'off'}"
+    )
 
 
 def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
@@ -51,10 +68,18 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         if check_db:
             check_schema(cfg.database_url)
         process_started()
+        presence: WorkerPresence = app.state.worker_presence
+        install_presence(presence)
+        reading = asyncio.create_task(presence.run(), name="worker presence")
+        log.info("%s", api_banner(cfg, app.state.registry))
         try:
             yield
         finally:
             process_stopping()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            uninstall_presence(presence)
             await app.state.job_watcher.close()
 
     app = FastAPI(
@@ -91,6 +116,12 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         prefix=cfg.redis_prefix,
         models=list(app.state.registry),
     )
+    app.state.worker_presence = WorkerPresence(
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
+        grace_seconds=cfg.waiting_for_worker_seconds,
+    )
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
@@ -114,7 +145,9 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     # A plain status GET is answered here, once its key is checked (api/status_fast_path).
     app.add_middleware(StatusFastPath, state=app.state)
     app.add_middleware(ApiKeyMiddleware, state=app.state)
-    app.add_middleware(HttpMetricsMiddleware)  # outermost: refusals are timed too
+    app.add_middleware(HttpMetricsMiddleware)  # refusals are timed too
+    if cfg.access_log:  # outermost: every request is logged, refusals included
+        app.add_middleware(AccessLogMiddleware)
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(files.router)

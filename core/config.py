@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     event_heartbeat_seconds: float = Field(default=15.0, gt=0)
     max_event_streams: int = Field(default=1000, ge=1)
     max_event_streams_per_tenant: int = Field(default=100, ge=1)
+    # A job unfinished this long while no worker of its model heartbeats says
+    # `waiting_for_worker` in its body (each API process reads the heartbeats once a second).
+    waiting_for_worker_seconds: float = Field(default=10.0, ge=0)
     # Status GETs per tenant per API process (0: unpaced): past a burst, a read waits for
     # its turn, and one whose turn is more than status_max_wait_seconds away gets 429. At
     # about 75 us of CPU per answer on a small VM, 1,500 a second is a tenth of a core,
@@ -97,6 +101,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(default=1 << 30, ge=1024)
     # Room for an image of max_image_bytes in base64 (4 characters for 3 bytes).
     max_line_bytes: int = Field(default=12 << 20, ge=1024)
+    # A gzipped upload is decompressed as it streams in (max_file_bytes bounds what it
+    # expands to); one that expands more than this many times is refused early as a bomb.
+    max_gzip_ratio: float = Field(default=100.0, ge=1)
     max_items_per_file_job: int = Field(default=10_000_000, ge=1)
     files_dir: Path | None = None
     file_part_bytes: int = Field(default=4 << 20, ge=1024)
@@ -121,6 +128,11 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=4, ge=1, le=64)
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # One line per HTTP request (method, path, status, size, time, tenant) on the logger
+    # `sluice.access`; never a header (keys travel in Authorization) nor a query value of a
+    # name the API does not take.
+    access_log: bool = False
+
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
 
@@ -141,6 +153,20 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """Whether the database is the embedded SQLite default."""
         return self.database_url.startswith("sqlite")
+
+
+def redacted_url(url: str) -> str:
+    """A database or Redis URL fit for a log line: its password as ***, no query string
+    (where libpq and redis-py also take passwords)."""
+    parts = urlsplit(url)
+    if not parts.netloc:  # sqlite:///path: nothing secret, and urlunsplit would drop "//"
+        return url.partition("?")[0]
+    host = parts.netloc.rpartition("@")[2]
+    if parts.password is not None:
+        host = f"{parts.username or ''}:***@{host}"
+    elif parts.username:
+        host = f"{parts.username}@{host}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def get_settings() -> Settings:

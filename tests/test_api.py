@@ -40,6 +40,7 @@ def test_submit_and_get(api, alice):
         "total": 450,
         "completed": 0,
         "failed": 0,
+        "cancelled": 0,
     }
     assert job["priority"] == 3 and job["metadata"] == {"team": "search"}
     assert job["params"] == {"normalize": True, "truncate": True}

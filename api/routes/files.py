@@ -99,11 +99,20 @@ UPLOAD_BODY = {
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
-    """Multipart form with a `file` part and `purpose` (batch or jobs). Every line must be
+    """Multipart form with a `file` part (JSONL, or gzipped JSONL, decompressed as it
+    streams in and stored decompressed) and `purpose` (batch or jobs). Every line must be
     one JSON object; the first bad line is refused with its number and nothing is kept."""
     cfg = request.app.state.settings
     storage: FileStorage = request.app.state.storage
     db = cfg.database_url
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInput(
+            f"Content-Encoding {encoding} is not taken: send the request as it is, with a "
+            "gzipped file as its `file` part (decompressed as it streams in)",
+            code="unsupported_content_encoding",
+            param="file",
+        )
 
     def start() -> File:
         with write_session(db) as session:
@@ -117,7 +126,12 @@ async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
 
     row = await run_in_threadpool(start)
     writer = storage.writer(row.id)
-    limits = UploadLimits(cfg.max_file_bytes, cfg.max_line_bytes, cfg.max_items_per_file_job)
+    limits = UploadLimits(
+        cfg.max_file_bytes,
+        cfg.max_line_bytes,
+        cfg.max_items_per_file_job,
+        max_gzip_ratio=cfg.max_gzip_ratio,
+    )
     sink = LineSink(writer, limits)
     try:
         fields, filename = await receive_upload(
@@ -142,7 +156,9 @@ async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
                     expires_after_seconds=expires,
                 )
                 if done is not None:
-                    done.filename = filename[:255]
+                    # stored decompressed: a.jsonl.gz is kept as a.jsonl
+                    gz = sink.gzipped and filename.lower().endswith(".gz")
+                    done.filename = (filename[:-3] if gz else filename)[:255]
                 return done
 
         done = await run_in_threadpool(finish)

@@ -24,7 +24,7 @@ from api.job_events import job_json
 from api.job_watch import FRESH_READ_TIMEOUT_SECONDS, JobWatcher
 from api.json_route import OrjsonRoute
 from api.result_formats import FORMATS, ResultFormat, encode_results
-from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
+from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut, RetryRequest
 from api.views import job_out
 from core import states
 from core.db import read_session, write_session
@@ -38,8 +38,8 @@ from core.submit.jobs import (
     Submitter,
     submit_file,
     submit_inline,
-    submit_retry,
 )
+from core.submit.retry import submit_retry
 from core.tables import Job
 
 log = logging.getLogger(__name__)
@@ -244,11 +244,18 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
 
 
 @router.post(
-    "/{job_id}/retry", status_code=201, response_model=JobOut, summary="Retry the failed items"
+    "/{job_id}/retry",
+    status_code=201,
+    response_model=JobOut,
+    summary="Retry the failed items (and, when asked, those a cancel kept from running)",
 )
-def retry_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
-    """A new job of the finished job's failed items (same model, params, priority and
-    metadata; custom_ids kept), linked to it by `retry_of`. Lines that failed validation
-    are not retried: their input cannot run."""
+def retry_my_job(
+    job_id: str, tenant: TenantDep, request: Request, body: RetryRequest | None = None
+) -> JobOut:
+    """A new job of the finished job's failed items and, with `include: ["cancelled"]`,
+    the items its cancel kept from running (same model, params, priority and metadata;
+    custom_ids kept), linked to it by `retry_of`; at most max_inputs_per_job items. Lines
+    that failed validation are not retried: their input cannot run."""
     job = _load(request.app.state.settings.database_url, tenant.id, job_id)
-    return job_out(submit_retry(submitter(request), tenant_id=tenant.id, job=job))
+    include = (body or RetryRequest()).include
+    return job_out(submit_retry(submitter(request), tenant_id=tenant.id, job=job, include=include))

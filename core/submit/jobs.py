@@ -1,30 +1,27 @@
-"""Submitting jobs: inline inputs, a file of the tenant's, and a retry of a finished job's
-failed items. Each is checked, counted against the tenant's rate, cut into chunks sized to
-the model's measured compute, written in one transaction, and announced to dispatchers."""
+"""Submitting jobs: inline inputs and a file of the tenant's (retries: core.submit.retry).
+Each is checked, counted against the tenant's rate, cut into chunks sized to the model's
+measured compute, written in one transaction, and announced to dispatchers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from functools import partial
 from typing import Any
 
 from redis import Redis
 
-from core import states
 from core.chunking import chunk_size_for
 from core.config import Settings
 from core.contracts.params import item_cost
 from core.contracts.spec import ModelSpec
 from core.db import read_session, write_session
-from core.errors import Conflict, NotFound
+from core.errors import NotFound
 from core.nudge import nudge_dispatch
 from core.store.chunk_rows import bucketed_rows
 from core.store.chunk_stats import item_seconds
 from core.store.files import get_file
 from core.store.ingest import create_file_job
 from core.store.jobs import JobSpec, create_job
-from core.store.results import failed_items
 from core.submit.checks import (
     InlineItem,
     check_inline_items,
@@ -37,7 +34,6 @@ from core.submit.checks import (
 from core.submit.lengths import sort_lengths
 from core.submit.rate import check_rate
 from core.tables import Job
-from core.webhooks.targets import WebhookTarget
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ def retention_seconds(cfg: Settings, expires_after: int | None) -> float:
     return expires_after or cfg.job_retention_days * 86400
 
 
-def _write(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
+def write_job(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
     """Cut the items into chunks, write the job with them, and announce it."""
     rows = job_chunk_rows(spec)
     with write_session(sub.cfg.database_url) as session:
@@ -147,7 +143,7 @@ def submit_inline(
     items = check_inline_items(spec, inputs, len(inputs), cfg)
     lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
     count_submission(sub, tenant_id)
-    return _write(
+    return write_job(
         sub,
         tenant_id,
         JobSpec(
@@ -194,57 +190,4 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
         on_invalid=options.on_invalid,
         expires_after_seconds=retention_seconds(cfg, options.expires_after),
         webhook=webhook,
-    )
-
-
-def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
-    """A new job of a finished job's failed items (same model, params, priority and
-    metadata; custom_ids kept), linked to it by `retry_of`, bucketed by the same length
-    rule as a submission, announced to the same webhook. Items that failed validation are
-    left out: they cannot run."""
-    cfg = sub.cfg
-    if job.endpoint is not None:
-        raise Conflict(
-            "a batch's failed requests are in its error file or results; submit them as a "
-            "new batch",
-            code="batch_retry_unsupported",
-            param="job_id",
-        )
-    if job.status not in states.JOB_TERMINAL:
-        raise Conflict(
-            f"job is {job.status}; retry it when it has finished",
-            code="job_not_finished",
-            param="job_id",
-        )
-    items = failed_items(session_factory=partial(read_session, cfg.database_url), job_id=job.id)
-    if not items:
-        raise Conflict("the job has no failed items to retry", code="nothing_to_retry")
-    count_submission(sub, tenant_id)
-    spec = sub.registry.get(job.model)
-    lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
-    return _write(
-        sub,
-        tenant_id,
-        JobSpec(
-            model=job.model,
-            task=job.task,
-            items=items,
-            params=job.params,
-            priority=job.priority,
-            metadata=job.meta,
-            chunk_size=chunk_size(
-                cfg, job.model, spec.chunk_size if spec else 512, item_cost(job.params)
-            ),
-            expires_after_seconds=cfg.job_retention_days * 86400,
-            lengths=lengths,
-            lengths_are_tokens=are_tokens,
-            bucket_window=cfg.bucket_window_items,
-            max_chunk_bytes=cfg.max_chunk_bytes,
-            retry_of=job.id,
-            webhook=(
-                WebhookTarget(url=job.webhook_url, secret=job.webhook_secret)
-                if job.webhook_url and job.webhook_secret
-                else None
-            ),
-        ),
     )
