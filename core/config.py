@@ -116,6 +116,11 @@ class Settings(BaseSettings):
 
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
+    # Each API process remembers a key's check this long: a revoked key, or the keys of a
+    # disabled tenant, stop working within it (10 s at most, the promise made to admins).
+    key_cache_seconds: float = Field(default=10.0, gt=0, le=10)
+    # After `rotate`, the old key keeps working this long (unless the request names a grace).
+    key_rotation_grace_seconds: float = Field(default=86400.0, ge=0, le=30 * 86400)
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:
