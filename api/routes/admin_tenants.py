@@ -22,7 +22,7 @@ from core.store.tenant_admin import (
     set_tenant_disabled,
     update_tenant,
 )
-from core.store.tenants import Caller, tenant_named
+from core.store.tenants import Caller, KeyRefusal, tenant_named
 from core.tables import Tenant
 
 router = APIRouter(
@@ -102,6 +102,10 @@ def update(tenant: TenantPath, body: TenantUpdate, caller: AdminDep, request: Re
     return tenant_out(row)
 
 
+def _tenant_id(state: Caller | KeyRefusal) -> str:
+    return state.tenant.id if isinstance(state, Caller) else state.tenant_id
+
+
 def _set_disabled(request: Request, caller: Caller, tenant: str, disabled: bool) -> Tenant:
     with write_session(request.app.state.settings.database_url) as session:
         row = tenant_or_404(session, tenant)
@@ -115,10 +119,8 @@ def _set_disabled(request: Request, caller: Caller, tenant: str, disabled: bool)
         row = set_tenant_disabled(
             session=session, tenant=row, disabled=disabled, actor=actor_of(caller), now=time.time()
         )
-    if disabled:  # this process refuses the tenant's keys at once; others within their cache
-        request.app.state.key_cache.discard_where(
-            lambda state: getattr(state, "tenant", None) is not None and state.tenant.id == row.id
-        )
+    # This process takes the change at once; the others within their key cache's time.
+    request.app.state.key_cache.discard_where(lambda state: _tenant_id(state) == row.id)
     return row
 
 
