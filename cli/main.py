@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.admin_commands import register as register_admin_commands
+
 app = typer.Typer(
     help="sluice: self-hosted batch inference.",
     no_args_is_help=True,
@@ -432,6 +434,9 @@ def tenants_webhook(
         err.print("its signing secret (store it now, it is not shown again):")
         print(target.secret)
 
+
+# keys list | revoke | rotate, tenants create | list | set (cli/admin_commands.py).
+register_admin_commands(keys_app, tenants_app)
 
 if __name__ == "__main__":
     app()
