@@ -20,7 +20,7 @@ MAX_GRACE_SECONDS = 30 * 86400
 class TenantQuotas(BaseModel):
     """Quota overrides; null (or absent) keeps the deployment's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     queued_items: int | None = Field(default=None, ge=0, le=2**62)
     concurrent_jobs: int | None = Field(default=None, ge=0, le=2**31 - 1)
@@ -32,7 +32,7 @@ class TenantQuotas(BaseModel):
 class TenantCreate(BaseModel):
     """A new tenant."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(
         min_length=1,
@@ -47,7 +47,7 @@ class TenantCreate(BaseModel):
 class TenantUpdate(BaseModel):
     """What to change: the weight, and the quotas named (null: back to the default)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     weight: int | None = Field(default=None, ge=MIN_WEIGHT, le=MAX_WEIGHT)
     quotas: TenantQuotas | None = None
@@ -78,7 +78,7 @@ class TenantList(BaseModel):
 class KeyCreate(BaseModel):
     """A new key for an existing tenant."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     tenant: str = Field(min_length=1, max_length=200, description="The tenant's id or name")
     scopes: list[Scope] = Field(
@@ -109,7 +109,7 @@ class KeyCreate(BaseModel):
 class KeyRotate(BaseModel):
     """How long the old key keeps working."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     grace_seconds: float | None = Field(
         default=None,
