@@ -71,7 +71,7 @@ def sluice_response(exc: SluiceError) -> JSONResponse:
     """The answer to a SluiceError: its envelope, status and headers."""
     status = status_of(exc)
     headers = {}
-    if isinstance(exc, QuotaExceeded | ServiceUnavailable):
+    if isinstance(exc, QuotaExceeded | ServiceUnavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

@@ -37,7 +37,15 @@ class Settings(BaseSettings):
     max_custom_id_chars: int = Field(default=512, ge=1)
     max_metadata_pairs: int = Field(default=16, ge=0)
     max_wait_seconds: float = Field(default=60.0, ge=0)
+    # Job submissions per tenant per minute (the default of its submissions_per_minute quota).
     jobs_per_minute: int = Field(default=120, ge=1)
+    # Quotas per tenant, unless the tenant's own override says otherwise (0 allows none):
+    # items not yet finished in its validating, queued and running jobs; jobs not yet
+    # finished; bytes stored (finished files plus result blobs); uploads per minute.
+    quota_queued_items: int = Field(default=50_000_000, ge=0)
+    quota_concurrent_jobs: int = Field(default=1_000, ge=0)
+    quota_stored_bytes: int = Field(default=100 << 30, ge=0)
+    quota_uploads_per_minute: int = Field(default=60, ge=0)
     page_size_max: int = Field(default=100, ge=1)
     # /metrics answers only `Authorization: Bearer <this>` when set; unset, it is open (like
     # /healthz), so keep it off the public network.

@@ -87,6 +87,7 @@ class Job(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_deadline_at", "deadline_at"),
+        Index("ix_jobs_tenant_status", "tenant_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -247,6 +248,21 @@ class WebhookAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class TenantUsage(Base):
+    """A tenant's stored bytes: its finished files (as uploaded or written) plus its jobs'
+    result blobs (as stored); a counter moved in the transactions that write or delete them
+    (core/store/stored_bytes.py), never a scan. A row of its own, not a column of tenants:
+    the dispatcher locks tenant rows while it holds jobs, and a finishing chunk holds its
+    job when it adds its results here."""
+
+    __tablename__ = "tenant_usage"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
 
 class AuditEvent(Base):

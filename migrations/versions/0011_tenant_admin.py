@@ -1,6 +1,7 @@
-"""Tenant and key administration: tenant weights, disabling and quota overrides; key
-names, expiry, last use and rotation; the audit log. Keys stored without scopes get
-`read,submit`, what every key could do before scopes existed.
+"""Tenant and key administration: tenant weights, disabling, quota overrides and the stored
+bytes counter (filled from what is stored now); key names, expiry, last use and rotation;
+the audit log. Keys stored without scopes get `read,submit`, what every key could do
+before scopes existed.
 
 Revision ID: 0011
 Revises: 0007
@@ -48,6 +49,25 @@ def upgrade() -> None:
             batch.add_column(column)
     op.execute("UPDATE api_keys SET scopes = 'read,submit' WHERE scopes IS NULL OR scopes = ''")
     op.create_table(
+        "tenant_usage",
+        sa.Column(
+            "tenant_id",
+            sa.String(40),
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("stored_bytes", sa.BigInteger(), nullable=False, server_default="0"),
+    )
+    # The counter starts at what is stored now (the one scan it needs).
+    op.execute(
+        "INSERT INTO tenant_usage (tenant_id, stored_bytes) SELECT t.id, "
+        "COALESCE((SELECT SUM(f.bytes) FROM files f "
+        "WHERE f.tenant_id = t.id AND f.status = 'processed'), 0) + "
+        "COALESCE((SELECT SUM(LENGTH(c.outputs)) FROM chunks c JOIN jobs j ON j.id = c.job_id "
+        "WHERE j.tenant_id = t.id AND c.outputs IS NOT NULL), 0) FROM tenants t"
+    )
+    op.create_index("ix_jobs_tenant_status", "jobs", ["tenant_id", "status"])
+    op.create_table(
         "audit_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("at", sa.Float(), nullable=False),
@@ -64,6 +84,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_tenant_status", table_name="jobs")
+    op.drop_table("tenant_usage")
     op.drop_index("ix_audit_events_actor_at", table_name="audit_events")
     op.drop_index("ix_audit_events_action_id", table_name="audit_events")
     op.drop_index("ix_audit_events_tenant_id", table_name="audit_events")
