@@ -85,6 +85,19 @@ def test_queued_items_and_concurrent_jobs(api, cfg, admin, alice, bob):
     _quota(api, admin, "alice", queued_items=None)  # back to the default
     details = _refused(_submit(api, alice, n=1), "concurrent_jobs")
     assert details == {"quota": "concurrent_jobs", "limit": 2, "current": 2, "requested": 1}
+    mine = api.get("/v1/quotas", headers=alice).json()
+    assert mine == api.get("/v1/admin/tenants/alice/quotas", headers=admin).json()
+    by_kind = {q["quota"]: q for q in mine["data"]}
+    assert by_kind["concurrent_jobs"] == {
+        "quota": "concurrent_jobs", "limit": 2, "overridden": True, "current": 2,
+    }  # fmt: skip
+    assert by_kind["queued_items"] == {
+        "quota": "queued_items", "limit": cfg.quota_queued_items, "overridden": False,
+        "current": 5,
+    }  # fmt: skip
+    # refused ones count too (6 this minute, fewer if a minute began between them)
+    assert 1 <= by_kind["submissions_per_minute"]["current"] <= 6
+    assert api.get("/v1/quotas", headers=bob).json()["data"][1]["current"] == 1
     assert api.post(f"/v1/jobs/{first}/cancel", headers=alice).status_code == 200
     assert _submit(api, alice, n=1).status_code == 201  # the cancelled job made room
 

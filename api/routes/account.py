@@ -1,20 +1,22 @@
-"""A tenant's own view of its keys and of the audit entries about it (any key with the
-`read` scope); another tenant's never show."""
+"""A tenant's own view of its keys, its quotas and the audit entries about it (any key
+with the `read` scope); another tenant's never show."""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.admin_schemas import AuditList, KeyList, audit_out, key_out
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, page_of
 from api.json_route import OrjsonRoute
+from api.quota_report import QuotaList, quota_report
 from api.routes.admin_audit import ActionQuery, AfterQuery, LimitQuery
 from api.schemas import ERROR_RESPONSES
 from core.store.api_keys import list_keys
 from core.store.audit import list_events
+from core.tables import Tenant
 
 router = APIRouter(
     prefix="/v1",
@@ -42,6 +44,13 @@ def my_keys(
         has_more=page.has_more,
         next_cursor=page.rows[-1][0].id if page.has_more and page.rows else None,
     )
+
+
+@router.get("/quotas", response_model=QuotaList, summary="Your tenant's quotas and use")
+def my_quotas(tenant: TenantDep, session: SessionDep, request: Request) -> QuotaList:
+    """Each quota's limit in force, whether it is your tenant's own, and your use now."""
+    row = session.get(Tenant, tenant.id)  # read now: the key's copy may be 10 s old
+    return quota_report(request, session, row or tenant)
 
 
 @router.get("/audit", response_model=AuditList, summary="Your tenant's audit entries")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from api.admin_schemas import TenantCreate, TenantList, TenantOut, TenantUpdate, tenant_out
 from api.deps import STRICT_QUERY, AdminDep, SessionDep, admin_caller, found, page_of
 from api.json_route import OrjsonRoute
+from api.quota_report import QuotaList, quota_report
 from api.schemas import ERROR_RESPONSES
 from core.db import write_session
 from core.errors import Conflict
@@ -83,6 +84,12 @@ def list_all(
 def get_one(tenant: TenantPath, session: SessionDep) -> TenantOut:
     """A tenant by id or name."""
     return tenant_out(tenant_or_404(session, tenant))
+
+
+@router.get("/{tenant}/quotas", response_model=QuotaList, summary="A tenant's quotas and use")
+def quotas(tenant: TenantPath, session: SessionDep, request: Request) -> QuotaList:
+    """Each quota's limit in force, whether it is the tenant's own, and its use now."""
+    return quota_report(request, session, tenant_or_404(session, tenant))
 
 
 @router.patch("/{tenant}", response_model=TenantOut, summary="Update a tenant")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from redis import Redis
+from redis import Redis, RedisError
 
 from core.constants import rate_key
 from core.errors import QuotaExceeded
@@ -47,3 +47,13 @@ def check_rate(
             retry_after=max(1, int((window + 1) * 60 - now) + 1),
             details={"quota": quota, "limit": per_minute, "current": count - 1},
         )
+
+
+def current_rate(r: Redis, *, prefix: str, tenant_id: str, quota: str) -> int | None:
+    """How many the tenant has used of a per-minute quota this minute (None: Redis does not
+    answer)."""
+    key = rate_key(prefix, tenant_id, int(time.time() // 60), RATE_KEYS[quota])
+    try:
+        return int(r.get(key) or 0)  # type: ignore[arg-type]
+    except RedisError:
+        return None
