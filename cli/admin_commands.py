@@ -255,6 +255,27 @@ def tenants_set(
     err.print(_tenant_line(row))
 
 
+def audit_key_created(session: Any, secret: str) -> None:
+    """Record a key `sluice keys create` made (in its transaction), as done by `cli`."""
+    from sqlalchemy import select
+
+    from core.store.api_keys import describe_key
+    from core.store.audit import CLI, KEY_CREATE, record_event
+    from core.store.tenants import hash_key
+    from core.tables import ApiKey
+
+    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    record_event(
+        session=session,
+        action=KEY_CREATE,
+        actor=CLI,
+        now=key.created_at,
+        tenant_id=key.tenant_id,
+        target_id=key.id,
+        details=describe_key(key),
+    )
+
+
 def register(keys_app: typer.Typer, tenants_app: typer.Typer) -> None:
     """Add these commands to the `keys` and `tenants` groups."""
     commands: list[tuple[typer.Typer, str, Callable[..., None]]] = [

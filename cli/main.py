@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cli.admin_commands import audit_key_created
 from cli.admin_commands import register as register_admin_commands
 
 app = typer.Typer(
@@ -386,6 +387,7 @@ def keys_create(
     check_schema()
     with write_session() as session:
         t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+        audit_key_created(session, key)
     kind = "admin key" if admin else "key"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)

@@ -88,6 +88,7 @@ def test_the_cli_administers_tenants_and_keys(cfg):
     keys = _ok(_cli(cfg, "keys", "list")).stdout
     assert "revoked" in next(line for line in keys.splitlines() if first_id in line)
     assert _key_id(cfg, second) in keys
+    third = _ok(_cli(cfg, "keys", "create", "--tenant", "acme")).stdout.strip()
 
     with read_session(cfg.database_url) as session:
         log = session.execute(select(AuditEvent.action, AuditEvent.actor).order_by(AuditEvent.id))
@@ -97,7 +98,10 @@ def test_the_cli_administers_tenants_and_keys(cfg):
             ("tenant.disable", "cli"),
             ("key.rotate", "cli"),
             ("key.revoke", "cli"),
+            ("key.create", "cli"),
         ]
+        created = session.scalar(select(AuditEvent).where(AuditEvent.action == "key.create"))
+        assert created.target_id == _key_id(cfg, third) and third not in str(created.details)
 
 
 def test_an_outdated_schema_is_one_line(tmp_path):

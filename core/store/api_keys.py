@@ -28,7 +28,7 @@ def key_status(key: ApiKey, now: float) -> str:
     return ACTIVE
 
 
-def _described(key: ApiKey) -> dict[str, Any]:
+def describe_key(key: ApiKey) -> dict[str, Any]:
     """What the audit log keeps of a key: never its secret or hash."""
     return {
         "prefix": key.prefix,
@@ -59,7 +59,7 @@ def add_key(
         now=now,
         tenant_id=tenant.id,
         target_id=key.id,
-        details=_described(key),
+        details=describe_key(key),
     )
     return key, secret
 
@@ -105,7 +105,7 @@ def revoke_key(*, session: Session, key_id: str, actor: Actor, now: float) -> Ap
         now=now,
         tenant_id=key.tenant_id,
         target_id=key.id,
-        details=_described(key),
+        details=describe_key(key),
     )
     return key
 
@@ -150,7 +150,7 @@ def rotate_key(
         tenant_id=old.tenant_id,
         target_id=old.id,
         details={
-            **_described(old),
+            **describe_key(old),
             "new_key_id": new.id,
             "new_prefix": new.prefix,
             "grace_seconds": grace_seconds,
