@@ -66,7 +66,6 @@ def upgrade() -> None:
         "COALESCE((SELECT SUM(LENGTH(c.outputs)) FROM chunks c JOIN jobs j ON j.id = c.job_id "
         "WHERE j.tenant_id = t.id AND c.outputs IS NOT NULL), 0) FROM tenants t"
     )
-    op.create_index("ix_jobs_tenant_status", "jobs", ["tenant_id", "status"])
     op.create_table(
         "audit_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -84,7 +83,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_jobs_tenant_status", table_name="jobs")
     op.drop_table("tenant_usage")
     op.drop_index("ix_audit_events_actor_at", table_name="audit_events")
     op.drop_index("ix_audit_events_action_id", table_name="audit_events")
