@@ -28,12 +28,14 @@ from api.routes import (
     job_detail,
     job_events,
     jobs,
+    message_batches,
     monitoring,
     openai_batches,
     system,
     webhooks,
 )
 from api.status_fast_path import StatusFastPath
+from api.status_pacing import StatusPacer
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
 from core.blobs import storage_for
@@ -81,6 +83,11 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         cfg.watch_interval_seconds,
         on_lookup=cache_lookup_recorder("job_status"),
     )
+    app.state.status_pacer = StatusPacer(
+        per_second=cfg.status_reads_per_second,
+        burst=cfg.status_read_burst,
+        max_wait=cfg.status_max_wait_seconds,
+    )
     app.state.stream_slots = StreamSlots(
         total=cfg.max_event_streams, per_tenant=cfg.max_event_streams_per_tenant
     )
@@ -120,6 +127,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(job_events.router)
     app.include_router(openai_batches.router)
+    app.include_router(message_batches.router)
     app.include_router(monitoring.router)
     app.include_router(webhooks.router)
     app.include_router(job_detail.router)

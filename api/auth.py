@@ -38,13 +38,16 @@ log = logging.getLogger(__name__)
 KeyState = Caller | KeyRefusal
 # Where the middleware leaves the caller for the route (in the request's scope["state"]).
 CALLER_STATE = "sluice_caller"
-MISSING_KEY = "missing API key: send `Authorization: Bearer <key>`"
+MISSING_KEY = "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"
 REFUSAL_AUDIT = {REVOKED: KEY_USE_REVOKED, EXPIRED: KEY_USE_EXPIRED}
 
 
-def bearer_key(authorization: str | None) -> str:
-    """The key of a `Bearer` Authorization header (parsed as FastAPI's HTTPBearer does);
-    Unauthorized(missing_api_key) without one."""
+def bearer_key(authorization: str | None, api_key: str | None = None) -> str:
+    """The key of a `Bearer` Authorization header (parsed as FastAPI's HTTPBearer does),
+    else of an `x-api-key` header (as Anthropic's clients send it); Unauthorized
+    (missing_api_key) without either."""
+    if authorization is None and api_key:
+        return api_key
     scheme, key = get_authorization_scheme_param(authorization)
     if not (authorization and scheme and key) or scheme.lower() != "bearer":
         raise Unauthorized(MISSING_KEY, code="missing_api_key")
@@ -59,6 +62,10 @@ def refusal_error(refusal: KeyRefusal) -> SluiceError:
         return Unauthorized("this API key has expired", code="expired_api_key")
     assert refusal.reason == TENANT_DISABLED
     return Forbidden("this key's tenant is disabled", code="tenant_disabled")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    return next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == name), None)
 
 
 def _lookup(database_url: str, key: str) -> KeyState | None:
@@ -113,20 +120,15 @@ class ApiKeyMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        authorization = next(
-            (v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"authorization"),
-            None,
-        )
         try:
-            caller = await authenticate(
-                self.state.key_cache, self.state.settings.database_url, bearer_key(authorization)
-            )
+            key = bearer_key(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+            caller = await authenticate(self.state.key_cache, self.state.settings.database_url, key)
             check_scope(caller, scope["method"], scope["path"])
         except (Unauthorized, Forbidden) as exc:
-            await sluice_response(exc)(scope, receive, send)
+            await sluice_response(exc, scope["path"])(scope, receive, send)
             return
         except DBAPIError as exc:  # the database is down: 503, as the routes answer
-            await unavailable_response(exc)(scope, receive, send)
+            await unavailable_response(exc, scope["path"])(scope, receive, send)
             return
         self.state.last_used.note(caller.key_id)
         scope.setdefault("state", {})[CALLER_STATE] = caller

@@ -35,7 +35,7 @@ async def current_caller(
     if isinstance(caller, Caller):
         return caller
     state = request.app.state
-    key = bearer_key(request.headers.get("authorization"))
+    key = bearer_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
     caller = await authenticate(state.key_cache, state.settings.database_url, key)
     check_scope(caller, request.method, request.url.path)
     return caller

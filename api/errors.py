@@ -13,6 +13,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.anthropic_errors import anthropic_error_body, is_anthropic_path
 from core.errors import (
     Conflict,
     Forbidden,
@@ -50,9 +51,21 @@ STATUSES: dict[type[SluiceError], int] = {
 
 
 def error_body(
-    *, message: str, kind: str, code: str, param: str | None = None, details: Any = None
+    *,
+    message: str,
+    kind: str,
+    code: str,
+    param: str | None = None,
+    details: Any = None,
+    path: str = "",
+    status: int = 400,
 ) -> dict[str, Any]:
-    """The error envelope (OpenAI's shape, plus optional details)."""
+    """The error envelope (OpenAI's shape, plus optional details; Anthropic's on its
+    routes, by path and status)."""
+    if is_anthropic_path(path):
+        return anthropic_error_body(
+            status=status, message=message, code=code, param=param, details=details
+        )
     err: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
     if details is not None:
         err["details"] = details
@@ -67,8 +80,8 @@ def status_of(exc: SluiceError) -> int:
     return 500
 
 
-def sluice_response(exc: SluiceError) -> JSONResponse:
-    """The answer to a SluiceError: its envelope, status and headers."""
+def sluice_response(exc: SluiceError, path: str = "") -> JSONResponse:
+    """The answer to a SluiceError at a path: its envelope, status and headers."""
     status = status_of(exc)
     headers = {}
     if isinstance(exc, QuotaExceeded | ServiceUnavailable) and exc.retry_after is not None:
@@ -77,14 +90,20 @@ def sluice_response(exc: SluiceError) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         error_body(
-            message=exc.message, kind=exc.kind, code=exc.code, param=exc.param, details=exc.details
+            message=exc.message,
+            kind=exc.kind,
+            code=exc.code,
+            param=exc.param,
+            details=exc.details,
+            path=path,
+            status=status,
         ),
         status_code=status,
         headers=headers,
     )
 
 
-def unavailable_response(exc: Exception) -> JSONResponse:
+def unavailable_response(exc: Exception, path: str = "") -> JSONResponse:
     """503 for a database or Redis that does not answer."""
     log.warning("backing service unavailable: %s", exc)
     return JSONResponse(
@@ -92,6 +111,8 @@ def unavailable_response(exc: Exception) -> JSONResponse:
             message="a backing service is unavailable; retry later",
             kind="server_error",
             code="service_unavailable",
+            path=path,
+            status=503,
         ),
         status_code=503,
         headers={"Retry-After": "5"},
@@ -121,8 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map exceptions to HTTP responses."""
 
     @app.exception_handler(SluiceError)
-    async def _sluice(_: Request, exc: SluiceError) -> JSONResponse:
-        return sluice_response(exc)
+    async def _sluice(request: Request, exc: SluiceError) -> JSONResponse:
+        return sluice_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -133,6 +154,8 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [
             {"param": _loc(tuple(e.get("loc", ()))), "message": e["msg"]} for e in errors[:20]
         ]
+        path = request.url.path
+        status = 400 if path.startswith(OPENAI_PATHS) or is_anthropic_path(path) else 422
         return JSONResponse(
             error_body(
                 message=message,
@@ -140,8 +163,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="invalid_request",
                 param=param or None,
                 details=details,
+                path=path,
+                status=status,
             ),
-            status_code=400 if request.url.path.startswith(OPENAI_PATHS) else 422,
+            status_code=status,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -153,13 +178,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
-            error_body(message=str(exc.detail), kind="invalid_request_error", code=code),
+            error_body(
+                message=str(exc.detail),
+                kind="invalid_request_error",
+                code=code,
+                path=request.url.path,
+                status=exc.status_code,
+            ),
             status_code=exc.status_code,
             headers=headers,
         )
 
     @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the request carried (PostgreSQL text cannot hold a
         # NUL character, for one): the request's fault, not an outage.
         log.info("value refused by the database: %s", exc.orig)
@@ -168,6 +199,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 message=f"a value of the request cannot be stored: {exc.orig}",
                 kind="invalid_request_error",
                 code="invalid_input",
+                path=request.url.path,
             ),
             status_code=400,
         )
@@ -176,5 +208,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-        return unavailable_response(exc)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable_response(exc, request.url.path)

@@ -7,7 +7,6 @@ Imports stay inside the commands: the CLI starts instantly."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,25 +14,17 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-err = Console(stderr=True, soft_wrap=True)
-# Tables whole when piped (rich would fit them to 80 columns and cut the ids).
-out = Console(width=None if sys.stdout.isatty() else 250)
+from cli.app import err, fail
+from cli.humanize import relative_time
+from cli.tables import stdout_console
+
 QUOTA_HELP = (
     "KIND=N, or KIND=default to drop an override; kinds: queued_items, concurrent_jobs, "
     "stored_bytes, uploads_per_minute, submissions_per_minute (repeatable)"
 )
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _fail(message: str, hint: str | None = None, code: int = 1) -> typer.Exit:
-    err.print(f"[red]{escape(message)}[/]")
-    if hint:
-        err.print(f"  {escape(hint)}")
-    return typer.Exit(code)
 
 
 @contextmanager
@@ -50,20 +41,25 @@ def _store() -> Iterator[Any]:
         with write_session() as session:
             yield session
     except SchemaOutdated as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     except SluiceError as exc:
         code = 2 if exc.code.startswith("invalid") else 1
-        raise _fail(f"{exc.code}: {exc.message}", code=code) from exc
+        raise fail(f"{exc.code}: {exc.message}", code=code) from exc
     except SQLAlchemyError as exc:
         where = settings.database_url.split("@")[-1]
-        raise _fail(
+        raise fail(
             f"the database {where} failed: {type(exc).__name__}",
             "check SLUICE_DATABASE_URL and that the database is up",
         ) from exc
 
 
 def _when(at: float | None, empty: str = "-") -> str:
+    """A time as a date (for what an operator acts on: expiries, revocations)."""
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(at)) if at else empty
+
+
+def _ago(at: float | None, empty: str) -> str:
+    return relative_time(at) if at else empty
 
 
 def _duration(text: str) -> float:
@@ -75,7 +71,7 @@ def _duration(text: str) -> float:
     except ValueError:
         value = -1.0
     if value < 0:
-        raise _fail(
+        raise fail(
             f"--grace {text!r}: give seconds, or a number with s, m, h or d (15m, 2h)", code=2
         )
     return value
@@ -89,13 +85,13 @@ def _quotas(pairs: list[str]) -> dict[str, int | None]:
     for pair in pairs:
         kind, _, value = pair.partition("=")
         if kind not in QUOTA_KINDS or not value:
-            raise _fail(f"--quota {pair!r}: give KIND=N or KIND=default", QUOTA_HELP, code=2)
+            raise fail(f"--quota {pair!r}: give KIND=N or KIND=default", QUOTA_HELP, code=2)
         if value == "default":
             quotas[kind] = None
         elif value.isdigit():
             quotas[kind] = int(value)
         else:
-            raise _fail(f"--quota {pair!r}: N is a whole number of 0 or more", code=2)
+            raise fail(f"--quota {pair!r}: N is a whole number of 0 or more", code=2)
     return quotas
 
 
@@ -104,7 +100,7 @@ def _tenant(session: Any, name: str) -> Any:
 
     tenant = tenant_named(session=session, id_or_name=name)
     if tenant is None:
-        raise _fail(f"no tenant {name!r}", "`sluice tenants list` shows them")
+        raise fail(f"no tenant {name!r}", "`sluice tenants list` shows them")
     return tenant
 
 
@@ -141,11 +137,11 @@ def keys_list(
             key.prefix + "...",
             scopes,
             key_status(key, now),
-            _when(key.created_at),
-            _when(key.last_used_at, "never"),
+            _ago(key.created_at, "-"),
+            _ago(key.last_used_at, "never"),
             _when(key.expires_at, "never"),
         )
-    out.print(table)
+    stdout_console().print(table)
 
 
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...)")]) -> None:
@@ -156,7 +152,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
     with _store() as session:
         key = revoke_key(session=session, key_id=key_id, actor=CLI, now=time.time())
     if key is None:
-        raise _fail(f"no key {key_id!r}", "`sluice keys list` shows them")
+        raise fail(f"no key {key_id!r}", "`sluice keys list` shows them")
     err.print(f"key {key.id} ({key.prefix}...) revoked at {_when(key.revoked_at)}")
 
 
@@ -178,7 +174,7 @@ def keys_rotate(
             session=session, key_id=key_id, actor=CLI, now=time.time(), grace_seconds=grace_seconds
         )
     if rotated is None:
-        raise _fail(f"no key {key_id!r}", "`sluice keys list` shows them")
+        raise fail(f"no key {key_id!r}", "`sluice keys list` shows them")
     new, secret, old = rotated
     err.print(f"key {old.id} works until {_when(old.expires_at)}; its replacement {new.id}")
     err.print("store it now, it is not shown again:")
@@ -218,10 +214,10 @@ def tenants_list() -> None:
             t.name,
             str(t.weight),
             "disabled" if t.disabled_at else "enabled",
-            _when(t.created_at),
+            _ago(t.created_at, "-"),
             ", ".join(f"{k}={quotas[k]}" for k in QUOTA_KINDS if quotas[k] is not None) or "-",
         )
-    out.print(table)
+    stdout_console().print(table)
 
 
 def tenants_set(
@@ -238,9 +234,9 @@ def tenants_set(
     from core.store.tenant_admin import set_tenant_disabled, update_tenant
 
     if disable and enable:
-        raise _fail("give --disable or --enable, not both", code=2)
+        raise fail("give --disable or --enable, not both", code=2)
     if weight is None and not quota and not (disable or enable):
-        raise _fail("nothing to change", "give --weight, --quota, --disable or --enable", code=2)
+        raise fail("nothing to change", "give --weight, --quota, --disable or --enable", code=2)
     quotas = _quotas(quota or [])
     now = time.time()
     with _store() as session:

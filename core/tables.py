@@ -87,6 +87,16 @@ class Job(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_deadline_at", "deadline_at"),
+        # Status leads, for the housekeeper's lookups by status (cancelling, finalizing,
+        # validating) and an admin's list of a status, newest first.
+        Index("ix_jobs_status_created", "status", "created_at"),
+        # A tenant's list of a status, newest first (GET /v1/jobs?status=, the dashboard).
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # The dashboard's live list: live statuses OR ended since a moment ago; with both
+        # arms indexed PostgreSQL answers it with a BitmapOr instead of a scan.
+        Index("ix_jobs_finished_at", "finished_at"),
+        # An admin's list of every tenant's jobs, newest first.
+        Index("ix_jobs_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -247,6 +257,27 @@ class WebhookAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class MessageBatch(Base):
+    """An Anthropic message batch: owns one job per model (their ids in `job_ids`); its
+    status and counts are derived from theirs. `request_jobs` holds, per request in order,
+    the position of its job in `job_ids` (one byte each, compressed), so results stream
+    back in request order from several jobs."""
+
+    __tablename__ = "message_batches"
+    __table_args__ = (Index("ix_message_batches_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    # Processing ends by then (unrun requests expire); results are kept until purge_at.
+    expires_at: Mapped[float] = mapped_column(Float)
+    purge_at: Mapped[float] = mapped_column(Float)
+    cancel_initiated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total: Mapped[int] = mapped_column(Integer)
+    job_ids: Mapped[list[str]] = mapped_column(JSON)
+    request_jobs: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TenantUsage(Base):

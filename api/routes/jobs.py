@@ -21,7 +21,7 @@ from api.deps import (
     require_admin,
 )
 from api.job_events import job_json
-from api.job_watch import JobWatcher
+from api.job_watch import FRESH_READ_TIMEOUT_SECONDS, JobWatcher
 from api.json_route import OrjsonRoute
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
@@ -169,7 +169,7 @@ async def get_my_job(
     # job's watch, whose one read per interval serves every waiter.
     deadline = time.monotonic() + wait
     async with watcher.listen(job_id) as listener:
-        snapshot = listener.latest
+        snapshot = await listener.fresh(watcher.interval, FRESH_READ_TIMEOUT_SECONDS)
         job = visible(snapshot.value, owner, job_id)
         while job.status not in states.JOB_TERMINAL:
             remaining = deadline - time.monotonic()

@@ -17,6 +17,7 @@ from api.openai_batch_views import batch_out
 from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.db import read_session, write_session
 from core.errors import Conflict
 from core.store.audit import BATCH_CANCEL, Actor, cancel_recorded
@@ -52,7 +53,8 @@ def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> Batc
 
 def _load(session: Session, tenant_id: str, batch_id: str) -> Job:
     job = get_job(session=session, tenant_id=tenant_id, job_id=batch_id)
-    return found(job if job and job.endpoint else None, f"no batch {batch_id!r}", param="batch_id")
+    is_batch = job is not None and job.endpoint not in (None, MESSAGES_ENDPOINT)
+    return found(job if is_batch else None, f"no batch {batch_id!r}", param="batch_id")
 
 
 @router.get("", response_model=BatchList, summary="List your batches, newest first")

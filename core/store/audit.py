@@ -24,6 +24,7 @@ KEY_USE_REVOKED = "key.use_revoked"
 KEY_USE_EXPIRED = "key.use_expired"
 JOB_CANCEL = "job.cancel"
 BATCH_CANCEL = "batch.cancel"
+MESSAGE_BATCH_CANCEL = "message_batch.cancel"
 ACTIONS = (
     TENANT_CREATE,
     TENANT_UPDATE,
@@ -36,6 +37,7 @@ ACTIONS = (
     KEY_USE_EXPIRED,
     JOB_CANCEL,
     BATCH_CANCEL,
+    MESSAGE_BATCH_CANCEL,
 )
 # A refused key presented again and again is recorded once per this many seconds: a
 # client stuck on a revoked key must not fill the log.

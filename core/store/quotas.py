@@ -85,20 +85,21 @@ def job_usage(*, session: Session, tenant_id: str) -> tuple[int, int]:
     return int(items or 0), int(jobs or 0)
 
 
-def check_job_quotas(*, session: Session, tenant_id: str, cfg: Settings, items: int) -> None:
-    """In the transaction that writes a job of `items` items: QuotaExceeded if it would
-    take the tenant over its concurrent jobs or queued items, or the tenant already stores
-    its quota of bytes. The tenant's usage row is held until commit, so two submissions
-    cannot both take the last room."""
+def check_job_quotas(
+    *, session: Session, tenant_id: str, cfg: Settings, items: int, jobs: int = 1
+) -> None:
+    """In the transaction that writes `jobs` jobs of `items` items in all (a message batch
+    has one per model): QuotaExceeded if they would take the tenant over its concurrent
+    jobs or queued items, or the tenant already stores its quota of bytes. The tenant's
+    usage row is held until commit, so two submissions cannot both take the last room."""
     stored = stored_bytes(session=session, tenant_id=tenant_id, lock=True)
     limits = tenant_quotas(session=session, tenant_id=tenant_id, cfg=cfg)
     if stored >= limits.stored_bytes:
         raise over_quota("stored_bytes", limits.stored_bytes, stored, 0, None)
     queued, unfinished = job_usage(session=session, tenant_id=tenant_id)
-    if unfinished + 1 > limits.concurrent_jobs:
-        raise over_quota(
-            "concurrent_jobs", limits.concurrent_jobs, unfinished, 1, WAIT_FOR_ROOM_SECONDS
-        )
+    if unfinished + jobs > limits.concurrent_jobs:
+        wait = WAIT_FOR_ROOM_SECONDS if jobs <= limits.concurrent_jobs else None
+        raise over_quota("concurrent_jobs", limits.concurrent_jobs, unfinished, jobs, wait)
     if queued + items > limits.queued_items:
         # A job larger than the whole quota can never fit: waiting does not help.
         wait = WAIT_FOR_ROOM_SECONDS if items <= limits.queued_items else None

@@ -214,7 +214,8 @@ def submit_retry(sub: Submitter, *, tenant_id: str, job: Job) -> Job:
     cfg = sub.cfg
     if job.endpoint is not None:
         raise Conflict(
-            "a batch's failed requests are in its error file; submit them as a new batch",
+            "a batch's failed requests are in its error file or results; submit them as a "
+            "new batch",
             code="batch_retry_unsupported",
             param="job_id",
         )

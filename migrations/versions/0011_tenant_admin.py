@@ -4,7 +4,7 @@ the audit log. Keys stored without scopes get `read,submit`, what every key coul
 before scopes existed.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-10
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
