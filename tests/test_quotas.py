@@ -233,3 +233,40 @@ def test_the_counter_follows_every_write_and_delete_of_results(cfg):
         session.get(Job, file_job.id).expires_at = 0
         assert delete_expired_jobs(session=session, now=now) == 2
     assert _counter_is_exact(cfg, acme) == 0
+
+
+def test_message_batches_take_quotas_their_cancels_audited_their_bytes_released(
+    api, cfg, admin, alice
+):
+    url = "/v1/messages/batches"
+
+    def request(cid: str) -> dict:
+        params = {"model": "tiny-causal", "max_tokens": 4}
+        return {
+            "custom_id": cid,
+            "params": {**params, "messages": [{"role": "user", "content": "hi"}]},
+        }
+
+    _quota(api, admin, "alice", queued_items=2)
+    r = api.post(url, json={"requests": [request(c) for c in "abc"]}, headers=alice)
+    assert r.status_code == 429 and r.json()["type"] == "error"
+    assert r.json()["error"]["details"]["quota"] == "queued_items"
+    assert _count(cfg, Job) == 0  # nothing half-created
+    created = api.post(url, json={"requests": [request(c) for c in "ab"]}, headers=alice)
+    assert created.status_code == 200, created.text
+    batch_id = created.json()["id"]
+
+    # cancelled while a chunk of its job runs; the chunk's results are still stored
+    alice_id = _tenant_id(cfg, "alice")
+    (sent,) = _dispatch(cfg.database_url, 1, model="tiny-causal")
+    running = _start(cfg.database_url, sent)
+    for _ in range(2):  # the second changes nothing and is not recorded
+        assert api.post(f"{url}/{batch_id}/cancel", headers=alice).status_code == 200
+    log = api.get("/v1/admin/audit", params={"action": "message_batch.cancel"}, headers=admin)
+    assert [e["target_id"] for e in log.json()["data"]] == [batch_id]
+    assert _complete(cfg.database_url, running)
+    assert _counter_is_exact(cfg, alice_id) > 0
+
+    deleted = api.delete(f"{url}/{batch_id}", headers=alice)
+    assert deleted.status_code == 200, deleted.text
+    assert _counter_is_exact(cfg, alice_id) == 0
