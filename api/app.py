@@ -12,16 +12,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.access_log import AccessLogMiddleware
-from api.auth import KEY_CACHE_SECONDS, ApiKeyMiddleware
+from api.auth import ApiKeyMiddleware, KeyState
 from api.dashboard_page import install_dashboard
 from api.errors import install_error_handlers
 from api.http_metrics import HttpMetricsMiddleware
 from api.job_watch import job_watcher
+from api.key_usage import LastUsed
 from api.limits import BodyLimitMiddleware, LargeBodyGate
 from api.metrics import cache_lookup_recorder, process_started, process_stopping
 from api.model_load import ModelLoadReader
 from api.offline_docs import install_docs
 from api.routes import (
+    account,
+    admin_audit,
+    admin_keys,
+    admin_tenants,
     dashboard,
     files,
     job_detail,
@@ -45,7 +50,6 @@ from core.config import Settings, redacted_url, settings
 from core.contracts.spec import ModelSpec, load_registry
 from core.db import check_schema
 from core.redis_client import get_redis
-from core.store.tenants import Caller
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
                 await reading
             uninstall_presence(presence)
             await app.state.job_watcher.close()
+            await app.state.last_used.close()
 
     app = FastAPI(
         title="sluice",
@@ -94,9 +99,10 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
     app.state.redis = get_redis(cfg.redis_url)
-    app.state.key_cache = TTLCache[Caller](
-        KEY_CACHE_SECONDS, on_lookup=cache_lookup_recorder("api_key")
+    app.state.key_cache = TTLCache[KeyState](
+        cfg.key_cache_seconds, on_lookup=cache_lookup_recorder("api_key")
     )
+    app.state.last_used = LastUsed(cfg.database_url)
     app.state.job_watcher = job_watcher(
         cfg.database_url,
         cfg.watch_interval_seconds,
@@ -159,6 +165,10 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(job_detail.router)
     app.include_router(dashboard.router)
+    app.include_router(admin_tenants.router)
+    app.include_router(admin_keys.router)
+    app.include_router(admin_audit.router)
+    app.include_router(account.router)
     install_docs(app)
     install_dashboard(app)
     return app

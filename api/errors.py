@@ -84,7 +84,7 @@ def sluice_response(exc: SluiceError, path: str = "") -> JSONResponse:
     """The answer to a SluiceError at a path: its envelope, status and headers."""
     status = status_of(exc)
     headers = {}
-    if isinstance(exc, QuotaExceeded | ServiceUnavailable):
+    if isinstance(exc, QuotaExceeded | ServiceUnavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"

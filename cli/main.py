@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from cli.admin_commands import audit_key_created
+from cli.admin_commands import register as register_admin_commands
 from cli.app import app, err, say_error
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -190,6 +192,7 @@ def keys_create(
     check_schema()
     with write_session() as session:
         t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+        audit_key_created(session, key)
     kind = "admin key" if admin else "key"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
@@ -239,6 +242,8 @@ def tenants_webhook(
         print(target.secret)
 
 
+# keys list | revoke | rotate, tenants create | list | set (cli/admin_commands.py).
+register_admin_commands(keys_app, tenants_app)
 # The client commands, registered on the same app (after the server ones, for --help).
 import cli.job_commands  # noqa: E402
 import cli.listings  # noqa: E402

@@ -38,7 +38,15 @@ class Settings(BaseSettings):
     max_custom_id_chars: int = Field(default=512, ge=1)
     max_metadata_pairs: int = Field(default=16, ge=0)
     max_wait_seconds: float = Field(default=60.0, ge=0)
+    # Job submissions per tenant per minute (the default of its submissions_per_minute quota).
     jobs_per_minute: int = Field(default=120, ge=1)
+    # Quotas per tenant, unless the tenant's own override says otherwise (0 allows none):
+    # items not yet finished in its validating, queued and running jobs; jobs not yet
+    # finished; bytes stored (finished files plus result blobs); uploads per minute.
+    quota_queued_items: int = Field(default=50_000_000, ge=0)
+    quota_concurrent_jobs: int = Field(default=1_000, ge=0)
+    quota_stored_bytes: int = Field(default=100 << 30, ge=0)
+    quota_uploads_per_minute: int = Field(default=60, ge=0)
     page_size_max: int = Field(default=100, ge=1)
     # /metrics answers only `Authorization: Bearer <this>` when set; unset, it is open (like
     # /healthz), so keep it off the public network.
@@ -135,6 +143,11 @@ class Settings(BaseSettings):
 
     # Only a hash of this pepper-mixed key is stored; outside development it must be set.
     key_pepper: str = "changeme"
+    # Each API process remembers a key's check this long: a revoked key, or the keys of a
+    # disabled tenant, stop working within it (10 s at most, the promise made to admins).
+    key_cache_seconds: float = Field(default=10.0, gt=0, le=10)
+    # After `rotate`, the old key keeps working this long (unless the request names a grace).
+    key_rotation_grace_seconds: float = Field(default=86400.0, ge=0, le=30 * 86400)
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:

@@ -206,7 +206,12 @@ def test_rate_limit_answers_429_with_retry_after(cfg):
     with TestClient(create_app(limited)) as api:
         assert [_submit(api, key).status_code for _ in range(2)] == [201, 201]
         r = _submit(api, key)
-    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+    assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+    assert r.json()["error"]["details"] == {
+        "quota": "submissions_per_minute",
+        "limit": 2,
+        "current": 2,
+    }
     assert 1 <= int(r.headers["Retry-After"]) <= 61
 
 

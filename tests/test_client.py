@@ -310,7 +310,7 @@ def test_retries_after_retry_after_and_gives_up_past_the_cap(proxied, tmp_path: 
     with pytest.raises(RateLimitError) as real:
         for _ in range(3):
             direct.submit(MODEL, ["over the limit"])
-    assert real.value.code == "rate_limit_exceeded" and real.value.retry_after
+    assert real.value.code == "quota_exceeded" and real.value.retry_after
 
 
 def test_async_client_retries_after_retry_after(proxied) -> None:

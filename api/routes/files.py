@@ -12,12 +12,14 @@ from sqlalchemy import exists, select
 
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
+from api.upload_quota import admit_upload
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
 from core.blobs import FileStorage, PartWriter, storage_named
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, NotFound
 from core.store.files import finish_file, forget_file, get_file, list_files, start_file
+from core.store.quotas import check_upload_room
 from core.tables import File, Job
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,7 @@ async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
                 storage=storage.name,
             )
 
+    await admit_upload(request, tenant.id)  # 429 over a quota, the body unread
     row = await run_in_threadpool(start)
     writer = storage.writer(row.id)
     limits = UploadLimits(
@@ -159,6 +162,10 @@ async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
                     # stored decompressed: a.jsonl.gz is kept as a.jsonl
                     gz = sink.gzipped and filename.lower().endswith(".gz")
                     done.filename = (filename[:-3] if gz else filename)[:255]
+                    # Counted now: over the quota, all of it is undone (and discarded).
+                    check_upload_room(
+                        session=session, tenant_id=tenant.id, cfg=cfg, size=done.bytes, counted=True
+                    )
                 return done
 
         done = await run_in_threadpool(finish)

@@ -29,7 +29,8 @@ from api.views import job_out
 from core import states
 from core.db import read_session, write_session
 from core.errors import NotFound
-from core.store.jobs import cancel_job, get_job, list_jobs
+from core.store.audit import JOB_CANCEL, Actor, cancel_recorded
+from core.store.jobs import get_job, list_jobs
 from core.store.results import stream_results
 from core.store.tenants import Caller, tenant_named
 from core.submit.jobs import (
@@ -231,11 +232,18 @@ def job_results(
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
-def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
-    """Stop a job: unstarted chunks at once, running ones at their next check."""
+def cancel_my_job(job_id: str, caller: CallerDep, request: Request) -> JobOut:
+    """Stop a job: unstarted chunks at once, running ones at their next check (audited)."""
     with write_session(request.app.state.settings.database_url) as session:
         job = found(
-            cancel_job(session=session, tenant_id=tenant.id, job_id=job_id),
+            cancel_recorded(
+                session=session,
+                tenant_id=caller.tenant.id,
+                job_id=job_id,
+                actor=Actor(name=caller.key_id, tenant_id=caller.tenant.id),
+                action=JOB_CANCEL,
+                now=time.time(),
+            ),
             f"no job {job_id!r}",
             param="job_id",
         )

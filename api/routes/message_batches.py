@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import STRICT_QUERY, SessionDep, TenantDep, found
+from api.deps import STRICT_QUERY, CallerDep, SessionDep, TenantDep, found
 from api.json_route import OrjsonRoute
 from api.message_batch_views import (
     ANTHROPIC_ERROR_RESPONSES,
@@ -29,6 +29,7 @@ from api.routes.jobs import submitter
 from core.db import read_session, write_session
 from core.errors import InvalidInput
 from core.jsonl import in_blocks
+from core.store.audit import MESSAGE_BATCH_CANCEL, Actor, record_event
 from core.store.message_batches import (
     batch_jobs,
     cancel_message_batch,
@@ -121,18 +122,28 @@ def retrieve_batch(
 
 
 @router.post("/{message_batch_id}/cancel", response_model=MessageBatchOut, summary="Cancel one")
-def cancel_batch(message_batch_id: str, tenant: TenantDep, request: Request) -> MessageBatchOut:
+def cancel_batch(message_batch_id: str, caller: CallerDep, request: Request) -> MessageBatchOut:
     """`canceling` until running requests stop, then `ended`; requests that never ran are
     `canceled` in the results. Cancelling an ended batch changes nothing."""
     db = request.app.state.settings.database_url
+    tenant, now = caller.tenant, time.time()
     with write_session(db) as session:
-        found(
+        cancelled = found(
             cancel_message_batch(
-                session=session, tenant_id=tenant.id, batch_id=message_batch_id, now=time.time()
+                session=session, tenant_id=tenant.id, batch_id=message_batch_id, now=now
             ),
             f"no message batch {message_batch_id!r}",
             param="message_batch_id",
         )
+        if cancelled.cancel_initiated_at == now:  # this request stopped it: audited
+            record_event(
+                session=session,
+                action=MESSAGE_BATCH_CANCEL,
+                actor=Actor(name=caller.key_id, tenant_id=tenant.id),
+                now=now,
+                tenant_id=tenant.id,
+                target_id=message_batch_id,
+            )
     with read_session(db) as session:
         batch, jobs = _load(session, tenant.id, message_batch_id)
     for job in jobs:

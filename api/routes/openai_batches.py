@@ -4,12 +4,13 @@ one endpoint; when it ends, a worker writes its output and error files."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
 
-from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
+from api.deps import STRICT_QUERY, CallerDep, SessionDep, TenantDep, found, page_of
 from api.json_route import OrjsonRoute
 from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
 from api.openai_batch_views import batch_out
@@ -19,7 +20,8 @@ from core import states
 from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.db import read_session, write_session
 from core.errors import Conflict
-from core.store.jobs import cancel_job, get_job, list_jobs
+from core.store.audit import BATCH_CANCEL, Actor, cancel_recorded
+from core.store.jobs import get_job, list_jobs
 from core.submit.openai_batches import submit_batch
 from core.tables import Job
 
@@ -83,11 +85,11 @@ def retrieve_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> Bat
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut, summary="Cancel a batch")
-def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut:
+def cancel_batch(batch_id: str, caller: CallerDep, request: Request) -> BatchOut:
     """`cancelling` until running requests stop and the files of what finished are
     written, then `cancelled`; requests that never ran are in the error file."""
     with read_session(request.app.state.settings.database_url) as session:
-        job = _load(session, tenant.id, batch_id)
+        job = _load(session, caller.tenant.id, batch_id)
     if job.status in (states.COMPLETED, states.FAILED, states.EXPIRED):
         raise Conflict(
             f"the batch is {job.status}; only an unfinished batch can be cancelled",
@@ -96,7 +98,14 @@ def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut
         )
     with write_session(request.app.state.settings.database_url) as session:
         cancelled = found(
-            cancel_job(session=session, tenant_id=tenant.id, job_id=batch_id),
+            cancel_recorded(
+                session=session,
+                tenant_id=caller.tenant.id,
+                job_id=batch_id,
+                actor=Actor(name=caller.key_id, tenant_id=caller.tenant.id),
+                action=BATCH_CANCEL,
+                now=time.time(),
+            ),
             f"no batch {batch_id!r}",
             param="batch_id",
         )

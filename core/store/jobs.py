@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import states
 from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id
+from core.store.stored_bytes import release_sizes, result_sizes
 from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
 from core.webhooks.targets import WebhookTarget
@@ -218,7 +219,9 @@ def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
             job.cancelled_at = now
         job.task_token = job.task_expires_at = None
         session.flush()
+        sizes = result_sizes(session=session, where=Chunk.job_id == job_id)
         session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+        release_sizes(session=session, sizes=sizes)
         enqueue_job_event(session=session, job_id=job_id, now=now)
         return job
     job.status, job.updated_at = states.CANCELLING, now

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id
 from core.store.jobs import STOPPABLE, JobSpec, cancel_job, create_job
+from core.store.stored_bytes import release_sizes, result_sizes
 from core.tables import Chunk, Job, MessageBatch
 
 
@@ -131,10 +132,13 @@ def cancel_message_batch(
 
 
 def delete_message_batch(*, session: Session, batch: MessageBatch) -> None:
-    """Delete the batch, its jobs and their chunks (results included)."""
+    """Delete the batch, its jobs and their chunks (results included, and taken off the
+    tenant's stored bytes)."""
+    sizes = result_sizes(session=session, where=Chunk.job_id.in_(batch.job_ids))
     session.execute(delete(Chunk).where(Chunk.job_id.in_(batch.job_ids)))
     session.execute(delete(Job).where(Job.id.in_(batch.job_ids)))
     session.execute(delete(MessageBatch).where(MessageBatch.id == batch.id))
+    release_sizes(session=session, sizes=sizes)
 
 
 def delete_expired_message_batches(*, session: Session, now: float, limit: int = 100) -> int:

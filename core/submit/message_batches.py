@@ -19,6 +19,7 @@ from core.db import write_session
 from core.errors import InvalidInput, TooLarge
 from core.store.jobs import JobSpec
 from core.store.message_batches import MessageBatchSpec, create_message_batch
+from core.store.quotas import check_job_quotas
 from core.submit.jobs import Submitter, announce, chunk_size, count_submission, job_chunk_rows
 from core.tables import MessageBatch
 
@@ -115,6 +116,9 @@ def submit_message_batch(sub: Submitter, *, tenant_id: str, requests: list[Any])
         retention_seconds=retention,
     )
     with write_session(cfg.database_url) as session:
+        check_job_quotas(
+            session=session, tenant_id=tenant_id, cfg=cfg, items=len(requests), jobs=len(groups)
+        )
         batch = create_message_batch(
             session=session, tenant_id=tenant_id, spec=spec, now=time.time()
         )
