@@ -18,10 +18,11 @@ from api.errors import install_error_handlers
 from api.http_metrics import HttpMetricsMiddleware
 from api.job_watch import job_watcher
 from api.key_usage import LastUsed
-from api.limits import BodyLimitMiddleware, LargeBodyGate
+from api.limits import BodyLimitMiddleware, BodyTimeoutMiddleware, LargeBodyGate
 from api.metrics import cache_lookup_recorder, process_started, process_stopping
 from api.model_load import ModelLoadReader
 from api.offline_docs import install_docs
+from api.readiness import SCHEMA_CHECKED, Readiness
 from api.routes import (
     account,
     admin_audit,
@@ -42,6 +43,7 @@ from api.status_fast_path import StatusFastPath
 from api.status_pacing import StatusPacer
 from api.stream_slots import StreamSlots
 from api.ttl_cache import TTLCache
+from api.upload_slots import UploadSlots
 from api.worker_presence import WorkerPresence
 from api.worker_presence import install as install_presence
 from api.worker_presence import uninstall as uninstall_presence
@@ -71,6 +73,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if check_db:
             check_schema(cfg.database_url)
+            # Once here, not per probe: /readyz then only pings (api/readiness.py).
+            app.state.readiness.schema = SCHEMA_CHECKED
         process_started()
         presence: WorkerPresence = app.state.worker_presence
         install_presence(presence)
@@ -95,6 +99,8 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         # /docs is served from packaged files (api/offline_docs.py); ReDoc would need a CDN.
         docs_url=None,
         redoc_url=None,
+        # Starlette's redirect echoes the Host header; api/slash_redirect.py's does not.
+        redirect_slashes=False,
     )
     app.state.settings = cfg
     app.state.registry = load_registry(cfg.models_file)
@@ -128,6 +134,13 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         models=list(app.state.registry),
         grace_seconds=cfg.waiting_for_worker_seconds,
     )
+    app.state.readiness = Readiness(
+        database_url=cfg.database_url,
+        redis=app.state.redis,
+        prefix=cfg.redis_prefix,
+        models=list(app.state.registry),
+    )
+    app.state.upload_slots = UploadSlots(per_tenant=cfg.max_uploads_per_tenant)
     app.state.query_names = {}  # id(route) -> the query parameters it takes (api.deps)
     app.state.storage = storage_for(
         database_url=cfg.database_url, files_dir=cfg.files_dir, part_bytes=cfg.file_part_bytes
@@ -148,6 +161,9 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
         upload_max_bytes=cfg.max_file_bytes + (1 << 20),
         upload_paths=("/v1/files",),
     )
+    # A body that stalls is answered 408 (the head's deadline is the server protocol's:
+    # api/header_timeout.py).
+    app.add_middleware(BodyTimeoutMiddleware, seconds=cfg.body_timeout_seconds)
     # A plain status GET is answered here, once its key is checked (api/status_fast_path).
     app.add_middleware(StatusFastPath, state=app.state)
     app.add_middleware(ApiKeyMiddleware, state=app.state)

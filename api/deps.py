@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.auth import CALLER_STATE, authenticate, bearer_key
 from api.scopes import check_scope
 from core.db import read_session
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound, shown
 from core.store.tenants import Caller
 from core.tables import Tenant
 
@@ -102,12 +102,14 @@ async def reject_unknown_query(request: Request) -> None:
     unknown = sorted(set(request.query_params.keys()) - known)
     if unknown:
         raise InvalidInput(
-            f"unknown query parameter {unknown[0]!r}", code="unknown_parameter", param=unknown[0]
+            f"unknown query parameter {shown(unknown[0])}",
+            code="unknown_parameter",
+            param=unknown[0],
         )
     repeated = sorted(k for k in known if len(request.query_params.getlist(k)) > 1)
     if repeated:
         raise InvalidInput(
-            f"query parameter {repeated[0]!r} is given more than once",
+            f"query parameter {shown(repeated[0])} is given more than once",
             code="repeated_parameter",
             param=repeated[0],
         )

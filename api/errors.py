@@ -8,13 +8,16 @@ from typing import Any
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from api.anthropic_errors import anthropic_error_body, is_anthropic_path
+from api.slash_redirect import slash_redirect
 from core.errors import (
+    SHOWN_CHARS,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -50,6 +53,16 @@ STATUSES: dict[type[SluiceError], int] = {
 }
 
 
+# Bounds on what an answer repeats, whatever raised it: messages quote client values through
+# core.errors.shown, and this catches any that does not (a field name, a driver's message).
+MAX_MESSAGE_CHARS = 2000
+MAX_PARAM_CHARS = 200
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def error_body(
     *,
     message: str,
@@ -61,7 +74,9 @@ def error_body(
     status: int = 400,
 ) -> dict[str, Any]:
     """The error envelope (OpenAI's shape, plus optional details; Anthropic's on its
-    routes, by path and status)."""
+    routes, by path and status), its message and param cut to a bounded length."""
+    message = _bounded(message, MAX_MESSAGE_CHARS)
+    param = None if param is None else _bounded(param, MAX_PARAM_CHARS)
     if is_anthropic_path(path):
         return anthropic_error_body(
             status=status, message=message, code=code, param=param, details=details
@@ -123,8 +138,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
     parts = [p for p in loc if p not in ("body", "query", "path")]
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
+        # A location may hold a key the client sent (a metadata key): cut, not echoed whole.
+        part = p if isinstance(p, int) else _bounded(str(p), SHOWN_CHARS)
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return _bounded(out, MAX_PARAM_CHARS)
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -170,10 +187,15 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (redirect := slash_redirect(request)) is not None:
+            return redirect
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "body_too_large",
+        }.get(exc.status_code, "http_error")
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
@@ -188,6 +210,19 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=exc.status_code,
             headers=headers,
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # A client that leaves mid-request (an upload cut short) is not a server error:
+        # one line, no traceback; the route has already discarded what it started.
+        client = request.client
+        log.info(
+            "%s %s: the client %s went away before its request was read",
+            request.method,
+            request.url.path,
+            f"{client.host}:{client.port}" if client else "",
+        )
+        return Response(status_code=400)  # nobody is left to read it
 
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:

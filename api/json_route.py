@@ -122,7 +122,7 @@ class OrjsonRequest(Request):
         if (
             self.check_body is None
             or not _is_json(self.headers.get("content-type"))
-            or (declared.isdigit() and int(declared) <= limit)
+            or (declared.isascii() and declared.isdigit() and int(declared) <= limit)
         ):
             return await super().body()
         raw = bytearray()  # grows in place, where joining the parts would copy them all

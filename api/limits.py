@@ -1,8 +1,9 @@
-"""Request limits: body size (checked while streaming), and how many large bodies are
-taken in at once."""
+"""Request limits: body size (checked while streaming), how long a body may stall, and how
+many large bodies are taken in at once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import anyio
@@ -23,6 +24,58 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"request body is larger than {max_bytes} bytes")
+
+
+class BodyTimedOut(HTTPException):
+    """Raised when a body's next part does not arrive in time: a 408 that closes the
+    connection (an HTTPException, so FastAPI's body parsing lets it through)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"the request body stalled: nothing arrived for {seconds:g} s",
+            headers={"Connection": "close"},
+        )
+
+
+class BodyTimeoutMiddleware:
+    """408 for a request whose body stalls: each read of the body waits at most `seconds`
+    for the client to send more. A body that keeps coming is never cut, however large;
+    once the body is complete, reads (which then wait for a disconnect) are not timed."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout(self.seconds):  # no task per read, as wait_for
+                    message = await receive()
+            except TimeoutError:
+                body_done = True  # what follows is the answer, not more waiting
+                client = scope.get("client")
+                log.info(
+                    "%s %s from %s: body stalled for %g s; answered 408",
+                    scope["method"],
+                    scope["path"],
+                    f"{client[0]}:{client[1]}" if client else "a client",
+                    self.seconds,
+                )
+                raise BodyTimedOut(self.seconds) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, timed_receive, send)
 
 
 class BodyLimitMiddleware:

@@ -119,8 +119,24 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's CSV
+# injection list): such a text cell gets a leading apostrophe, which shows it as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Control characters other than tab, line feed and carriage return (NUL among them) have
+# no place in a spreadsheet cell and trip some readers: CSV drops them.
+CONTROL_CHARACTERS = dict.fromkeys([c for c in range(32) if chr(c) not in "\t\n\r"] + [127], None)
+
+
+def csv_text(value: str) -> str:
+    """A text cell made safe to open in a spreadsheet: control characters dropped, and a
+    `'` before a leading =, +, -, @, tab or carriage return."""
+    value = value.translate(CONTROL_CHARACTERS)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_cells(task: str, row: _Row) -> list[Any]:
-    """One CSV record: nested values as JSON text, booleans as true/false, nulls empty."""
+    """One CSV record: nested values as JSON text, booleans as true/false, nulls empty,
+    text cells made formula-safe (csv_text)."""
     if task == "embed":
         middle: list[Any] = [_json(row.values[0])]
     elif task != "generate":  # classify, or explained (its scalars; CSV drops the rest)
@@ -131,7 +147,8 @@ def _csv_cells(task: str, row: _Row) -> list[Any]:
         middle = list(row.values)
     truncated = row.tail[2]
     tail = [*row.tail[:2], None if truncated is None else str(truncated).lower(), *row.tail[3:]]
-    return [row.index, row.custom_id, *middle, *tail]
+    cells = [row.index, row.custom_id, *middle, *tail]
+    return [csv_text(c) if type(c) is str else c for c in cells]
 
 
 def _encode_csv(batches: Iterator[list[bytes]], task: str) -> Iterator[bytes]:

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 
 from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import FormParserError, MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import (
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    parse_options_header,
+)
 
 from core.blobs import PartWriter
-from core.errors import InvalidInput, TooLarge
+from core.errors import InvalidInput, TooLarge, shown
 from core.gunzip import GZIP_MAGIC, GunzipStream, is_gzip
 from core.jsonl import LineError, LineSplitter, is_blank, parse_object
 
@@ -135,13 +139,22 @@ class _Parts:
 
 def _boundary(content_type: str) -> bytes:
     kind, options = parse_options_header(content_type)
-    if kind != b"multipart/form-data" or not options.get(b"boundary"):
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
         raise InvalidInput(
             "send the file as multipart/form-data with a `file` part",
             code="expected_multipart",
             param="file",
         )
-    return options[b"boundary"]
+    # python-multipart's constructor raises past its limit (RFC 2046 asks for 70 at most):
+    # refused here, it is the client's error rather than a 500.
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise InvalidInput(
+            f"the multipart boundary is longer than {MAX_BOUNDARY_LENGTH} characters",
+            code="invalid_multipart",
+            param="file",
+        )
+    return boundary
 
 
 def _callbacks(st: _Parts) -> dict[str, object]:
@@ -173,7 +186,7 @@ def _callbacks(st: _Parts) -> dict[str, object]:
         else:
             st.value += data[start:end]
             if len(st.value) > MAX_FIELD_BYTES:
-                raise InvalidInput(f"form field {st.name!r} is too long", param=st.name)
+                raise InvalidInput(f"form field {shown(st.name)} is too long", param=st.name)
 
     def on_part_end() -> None:
         if not st.in_file and st.name:

@@ -70,6 +70,8 @@ def api(
             # Event streams last as long as their jobs: at shutdown, what still runs after
             # this is cancelled (clients reconnect, streams with Last-Event-ID).
             timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+            # uvicorn's own protocol with a deadline on request heads (slow clients).
+            http="api.header_timeout:AutoHeaderDeadlineProtocol",
         )
 
 

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     status_reads_per_second: float = Field(default=1500, ge=0)
     status_read_burst: int = Field(default=200, ge=1)
     status_max_wait_seconds: float = Field(default=2.0, ge=0)
+    # Slow clients: a request's line and headers must arrive within header_timeout_seconds
+    # of the connection's opening (or of the request's first byte), and a body may stall
+    # at most body_timeout_seconds between two reads (408 then); each tenant may have at
+    # most max_uploads_per_tenant file uploads in progress per API process (429 past it).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_uploads_per_tenant: int = Field(default=4, ge=1)
 
     lease_seconds: float = Field(default=60.0, gt=0)
     # How long a chunk may wait in the broker before the sweep re-dispatches it (a lost

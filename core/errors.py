@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+# What an error message quotes of a value the client sent: at most this many characters.
+SHOWN_CHARS = 100
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A client's value as an error message quotes it: its repr, cut to `limit` characters
+    with its full length said, so a 1 MB model name is not echoed back whole."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
 
 class SluiceError(Exception):
     """Base of every error sluice raises on purpose."""

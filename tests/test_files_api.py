@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,8 +15,7 @@ from api.app import create_app
 from core.db import read_session
 from core.tables import File, FilePart
 from tests.conftest import make_key
-
-BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
+from tests.tiny_models import BENCH_DATA
 
 
 def _lines(n: int, start: int = 0) -> bytes:

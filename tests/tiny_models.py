@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +29,12 @@ from transformers import (
 
 from tests.tiny_images import TINY_LAYERS, image_entries
 
-BENCH_DATA = Path(__file__).resolve().parents[2] / "shared" / "bench-data"
+# The bench corpora sit in shared/ next to the checkout; SLUICE_BENCH_DATA points
+# elsewhere (a second worktree of the repository, for one).
+BENCH_DATA = Path(
+    os.environ.get("SLUICE_BENCH_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "bench-data"
+)
 
 
 def bench_texts(n: int, seed: int = 0) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -13,11 +14,12 @@ from sqlalchemy import exists, select
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.upload_quota import admit_upload
+from api.upload_slots import UploadSlotDep
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
 from core.blobs import FileStorage, PartWriter, storage_named
 from core.db import read_session, write_session
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, shown
 from core.store.files import finish_file, forget_file, get_file, list_files, start_file
 from core.store.quotas import check_upload_room
 from core.tables import File, Job
@@ -29,6 +31,7 @@ router = APIRouter(
 PURPOSES = ("batch", "jobs")
 MIN_EXPIRY_SECONDS = 3600
 MAX_EXPIRY_SECONDS = 365 * 86400
+DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def file_out(row: File) -> FileOut:
@@ -55,7 +58,8 @@ def _expiry(fields: dict[str, str], default: float) -> float:
     raw = fields.get("expires_after[seconds]")
     if raw is None:
         return default
-    if not raw.isdigit() or not MIN_EXPIRY_SECONDS <= int(raw) <= MAX_EXPIRY_SECONDS:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not DIGITS.fullmatch(raw) or not MIN_EXPIRY_SECONDS <= int(raw) <= MAX_EXPIRY_SECONDS:
         raise InvalidInput(
             f"expires_after[seconds] must be an integer from {MIN_EXPIRY_SECONDS} to "
             f"{MAX_EXPIRY_SECONDS}",
@@ -100,7 +104,7 @@ UPLOAD_BODY = {
     summary="Upload a JSONL file (multipart, streamed)",
     openapi_extra=UPLOAD_BODY,
 )
-async def upload_file(request: Request, tenant: TenantDep) -> FileOut:
+async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep) -> FileOut:
     """Multipart form with a `file` part (JSONL, or gzipped JSONL, decompressed as it
     streams in and stored decompressed) and `purpose` (batch or jobs). Every line must be
     one JSON object; the first bad line is refused with its number and nothing is kept."""
@@ -191,7 +195,7 @@ def _discard(db: str, storage: FileStorage, file_id: str, writer: PartWriter) ->
 def _load(db: str, tenant_id: str, file_id: str) -> File:
     with read_session(db) as session:
         row = get_file(session=session, tenant_id=tenant_id, file_id=file_id)
-    return found(row, f"no file {file_id!r}", param="file_id")
+    return found(row, f"no file {shown(file_id)}", param="file_id")
 
 
 @router.get("", response_model=FileList, summary="List your files, newest first")
@@ -222,7 +226,7 @@ def list_my_files(
 def get_my_file(file_id: str, tenant: TenantDep, session: SessionDep) -> FileOut:
     """Size, line count, purpose, digest and expiry of one of your files."""
     row = get_file(session=session, tenant_id=tenant.id, file_id=file_id)
-    return file_out(found(row, f"no file {file_id!r}", param="file_id"))
+    return file_out(found(row, f"no file {shown(file_id)}", param="file_id"))
 
 
 @router.get(

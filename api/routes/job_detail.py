@@ -25,6 +25,7 @@ from api.routes.jobs import readable_by
 from api.schemas import ERROR_RESPONSES
 from api.views import job_out
 from core.db import read_session
+from core.errors import shown
 from core.store.job_errors import ErrorGroup, group_errors, validation_groups
 from core.store.job_insight import chunk_states, throughput_series
 from core.store.jobs import get_job
@@ -56,7 +57,7 @@ def job_detail(job_id: str, caller: CallerDep, session: SessionDep) -> JobDetail
     chunks, so it survives restarts), usage, and a path for each result format."""
     job = found(
         get_job(session=session, tenant_id=readable_by(caller), job_id=job_id),
-        f"no job {job_id!r}",
+        f"no job {shown(job_id)}",
         param="job_id",
     )
     states = chunk_states(session=session, job_id=job.id)
@@ -98,7 +99,7 @@ def job_errors(
     with read_session(db) as session:
         job = found(
             get_job(session=session, tenant_id=readable_by(caller), job_id=job_id),
-            f"no job {job_id!r}",
+            f"no job {shown(job_id)}",
             param="job_id",
         )
     report = group_errors(

@@ -28,7 +28,7 @@ from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut, RetryReques
 from api.views import job_out
 from core import states
 from core.db import read_session, write_session
-from core.errors import NotFound
+from core.errors import NotFound, shown
 from core.store.audit import JOB_CANCEL, Actor, cancel_recorded
 from core.store.jobs import get_job, list_jobs
 from core.store.results import stream_results
@@ -58,14 +58,14 @@ DISCONNECT_CHECK_SECONDS = 1.0
 def _load(db: str, tenant_id: str | None, job_id: str) -> Job:
     with read_session(db) as session:
         job = get_job(session=session, tenant_id=tenant_id, job_id=job_id)
-    return found(job, f"no job {job_id!r}", param="job_id")
+    return found(job, f"no job {shown(job_id)}", param="job_id")
 
 
 def visible(job: Job | None, owner: str | None, job_id: str) -> Job:
     """A job read by id, if the caller may read it (owner None: an admin key); NotFound
     otherwise, as for a job that does not exist."""
     if job is None or (owner is not None and job.tenant_id != owner):
-        raise NotFound(f"no job {job_id!r}", param="job_id")
+        raise NotFound(f"no job {shown(job_id)}", param="job_id")
     return job
 
 
@@ -105,7 +105,9 @@ def listing_owner(caller: Caller, session: Session, tenant: str | None) -> str |
     if tenant is None:
         return None
     return found(
-        tenant_named(session=session, id_or_name=tenant), f"no tenant {tenant!r}", param="tenant"
+        tenant_named(session=session, id_or_name=tenant),
+        f"no tenant {shown(tenant)}",
+        param="tenant",
     ).id
 
 
@@ -244,7 +246,7 @@ def cancel_my_job(job_id: str, caller: CallerDep, request: Request) -> JobOut:
                 action=JOB_CANCEL,
                 now=time.time(),
             ),
-            f"no job {job_id!r}",
+            f"no job {shown(job_id)}",
             param="job_id",
         )
     request.app.state.job_watcher.publish(job_id, job)  # no stale status after this

@@ -19,7 +19,7 @@ from api.schemas import ERROR_RESPONSES
 from core import states
 from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.db import read_session, write_session
-from core.errors import Conflict
+from core.errors import Conflict, shown
 from core.store.audit import BATCH_CANCEL, Actor, cancel_recorded
 from core.store.jobs import get_job, list_jobs
 from core.submit.openai_batches import submit_batch
@@ -54,7 +54,7 @@ def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> Batc
 def _load(session: Session, tenant_id: str, batch_id: str) -> Job:
     job = get_job(session=session, tenant_id=tenant_id, job_id=batch_id)
     is_batch = job is not None and job.endpoint not in (None, MESSAGES_ENDPOINT)
-    return found(job if is_batch else None, f"no batch {batch_id!r}", param="batch_id")
+    return found(job if is_batch else None, f"no batch {shown(batch_id)}", param="batch_id")
 
 
 @router.get("", response_model=BatchList, summary="List your batches, newest first")
@@ -106,7 +106,7 @@ def cancel_batch(batch_id: str, caller: CallerDep, request: Request) -> BatchOut
                 action=BATCH_CANCEL,
                 now=time.time(),
             ),
-            f"no batch {batch_id!r}",
+            f"no batch {shown(batch_id)}",
             param="batch_id",
         )
     request.app.state.job_watcher.publish(batch_id, cancelled)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.contracts.params import InputShapeError, check_input, input_texts
+from core.errors import shown
 
 LINE_FIELDS = frozenset({"custom_id", "input"})
 # Many datasets come as {"id", "text"} lines: each name is taken for its native field.
@@ -115,7 +116,8 @@ def native_item(line: dict[str, Any]) -> dict[str, Any]:
         found = f"; it has {', '.join(repr(k) for k in unknown)}" if unknown else ""
         raise ItemInvalid("missing_input", f'line has no "input" (or its alias "text"){found}')
     if unknown:
-        raise ItemInvalid("unknown_field", f"unknown field {unknown[0]!r}: {FORMS}", unknown[0])
+        name = unknown[0]
+        raise ItemInvalid("unknown_field", f"unknown field {shown(name)}: {FORMS}", name)
     custom_id = _alias_id(line["id"]) if "id" in line else line.get("custom_id")
     return {"custom_id": custom_id, "input": line["input"] if "input" in line else line["text"]}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from core.contracts.items import ItemInvalid, ItemLimits
 from core.contracts.params import GenerateParams
+from core.errors import shown
 
 ENDPOINT_TASKS: dict[str, str] = {
     "/v1/embeddings": "embed",
@@ -256,7 +257,7 @@ def _completions_body(body: dict[str, Any]) -> dict[str, Any]:
 def _check_envelope(endpoint: str, model: str, line: dict[str, Any], limits: ItemLimits) -> str:
     unknown = sorted(line.keys() - LINE_FIELDS)
     if unknown:
-        raise ItemInvalid("unknown_field", f"unknown field {unknown[0]!r}", unknown[0])
+        raise ItemInvalid("unknown_field", f"unknown field {shown(unknown[0])}", unknown[0])
     if "custom_id" not in line:
         raise ItemInvalid("missing_custom_id", 'line has no "custom_id"', "custom_id")
     custom_id = line["custom_id"]

@@ -13,7 +13,7 @@ from core.contracts.images import ImageLimits
 from core.contracts.items import ItemInvalid, ItemLimits, check_custom_id, check_item
 from core.contracts.params import parse_params
 from core.contracts.spec import ModelSpec
-from core.errors import InvalidInput, ModelUnavailable, TooLarge
+from core.errors import InvalidInput, ModelUnavailable, TooLarge, shown
 from core.webhooks.targets import WebhookTarget, check_webhook
 
 
@@ -71,7 +71,9 @@ def check_model(registry: dict[str, ModelSpec], model: str) -> ModelSpec:
     """The registered model of that name; ModelUnavailable otherwise."""
     spec = registry.get(model)
     if spec is None:
-        raise ModelUnavailable(f"unknown model {model!r}; GET /v1/models lists them", param="model")
+        raise ModelUnavailable(
+            f"unknown model {shown(model)}; GET /v1/models lists them", param="model"
+        )
     return spec
 
 
@@ -96,7 +98,7 @@ def check_params(spec: ModelSpec, params: dict[str, Any]) -> dict[str, Any]:
     labels = spec.label_names()
     if target != "top" and labels is not None and target not in labels:
         raise InvalidInput(
-            f"params.explain.target: {spec.name} has no label {target!r} (its labels: "
+            f"params.explain.target: {spec.name} has no label {shown(target)} (its labels: "
             f"{', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''})",
             code="invalid_params",
             param="params.explain.target",
@@ -139,7 +141,7 @@ def check_inline_items(
         if cid is not None:
             if cid in seen:
                 raise InvalidInput(
-                    f"inputs[{i}].custom_id {cid!r} is used twice",
+                    f"inputs[{i}].custom_id {shown(cid)} is used twice",
                     code="duplicate_custom_id",
                     param=f"inputs[{i}].custom_id",
                 )

@@ -16,7 +16,7 @@ from core.config import Settings
 from core.contracts.params import item_cost
 from core.contracts.spec import ModelSpec
 from core.db import read_session, write_session
-from core.errors import NotFound
+from core.errors import NotFound, shown
 from core.nudge import nudge_dispatch
 from core.store.chunk_rows import bucketed_rows
 from core.store.chunk_stats import item_seconds
@@ -184,7 +184,7 @@ def submit_file(sub: Submitter, *, tenant_id: str, options: JobOptions, input_fi
     with read_session(cfg.database_url) as session:
         file = get_file(session=session, tenant_id=tenant_id, file_id=input_file_id)
     if file is None:
-        raise NotFound(f"no file {input_file_id!r}", param="input_file_id")
+        raise NotFound(f"no file {shown(input_file_id)}", param="input_file_id")
     count_submission(sub, tenant_id)
     return write_file_job(
         sub,

@@ -10,7 +10,7 @@ from core.blobs import storage_named
 from core.contracts.openai_requests import ENDPOINT_TASKS
 from core.contracts.spec import ModelSpec
 from core.db import read_session
-from core.errors import InvalidInput, ModelUnavailable, NotFound
+from core.errors import InvalidInput, ModelUnavailable, NotFound, shown
 from core.jsonl import LineError, is_blank, parse_object, split_lines
 from core.store.files import get_file
 from core.submit.checks import check_metadata, check_webhook_option
@@ -73,14 +73,14 @@ def _batch_model(sub: Submitter, model: str, endpoint: str, task: str) -> ModelS
     spec = sub.registry.get(model)
     if spec is None:
         raise ModelUnavailable(
-            f"the requests name model {model!r}, which is not registered; GET /v1/models "
+            f"the requests name model {shown(model)}, which is not registered; GET /v1/models "
             "lists them",
             code="model_not_found",
             param="body.model",
         )
     if spec.task != task:
         raise InvalidInput(
-            f"model {model!r} does {spec.task}; {endpoint} needs a {task} model",
+            f"model {shown(model)} does {spec.task}; {endpoint} needs a {task} model",
             code="model_task_mismatch",
             param="body.model",
         )
@@ -104,7 +104,7 @@ def submit_batch(
     task = ENDPOINT_TASKS.get(endpoint)
     if task is None:
         raise InvalidInput(
-            f"endpoint {endpoint!r} is not supported; use one of " + ", ".join(ENDPOINT_TASKS),
+            f"endpoint {shown(endpoint)} is not supported; use one of " + ", ".join(ENDPOINT_TASKS),
             code="unsupported_endpoint",
             param="endpoint",
         )
@@ -114,7 +114,7 @@ def submit_batch(
     with read_session(cfg.database_url) as session:
         file = get_file(session=session, tenant_id=tenant_id, file_id=input_file_id)
     if file is None:
-        raise NotFound(f"no file {input_file_id!r}", param="input_file_id")
+        raise NotFound(f"no file {shown(input_file_id)}", param="input_file_id")
     if file.purpose != BATCH_PURPOSE:
         raise InvalidInput(
             f"the file was uploaded with purpose {file.purpose!r}; batches take purpose batch",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, shown
 from core.webhooks.signing import secret_key
 
 MAX_URL_CHARS = 2048
@@ -97,13 +97,13 @@ def public_addresses(endpoint: Endpoint, *, resolve: Resolver = resolve_host) ->
         found = list(dict.fromkeys(resolve(endpoint.host, endpoint.port)))
     except (OSError, UnicodeError) as exc:
         raise InvalidInput(
-            f"webhook host {endpoint.host!r} does not resolve: {exc}",
+            f"webhook host {shown(endpoint.host)} does not resolve: {exc}",
             code="webhook_host_unresolvable",
             param="webhook.url",
         ) from None
     if not found:
         raise InvalidInput(
-            f"webhook host {endpoint.host!r} does not resolve",
+            f"webhook host {shown(endpoint.host)} does not resolve",
             code="webhook_host_unresolvable",
             param="webhook.url",
         )
@@ -111,7 +111,7 @@ def public_addresses(endpoint: Endpoint, *, resolve: Resolver = resolve_host) ->
         reason = refusal(ipaddress.ip_address(text.split("%", 1)[0]))
         if reason is not None:
             raise InvalidInput(
-                f"webhook host {endpoint.host!r} resolves to {reason} address {text}; "
+                f"webhook host {shown(endpoint.host)} resolves to {reason} address {text}; "
                 "webhooks go to public addresses only",
                 code="webhook_target_forbidden",
                 param="webhook.url",
