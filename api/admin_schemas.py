@@ -4,7 +4,7 @@ a tenant's own views of its keys and audit entries."""
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,7 +82,7 @@ class KeyCreate(BaseModel):
 
     tenant: str = Field(min_length=1, max_length=200, description="The tenant's id or name")
     scopes: list[Scope] = Field(
-        default=list(TENANT_SCOPES),
+        default_factory=lambda: cast(list[Scope], list(TENANT_SCOPES)),
         min_length=1,
         max_length=len(SCOPES),
         description="read, submit and/or admin (admin implies the others)",

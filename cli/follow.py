@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO, cast
 
 import typer
 from rich.console import Console
@@ -98,7 +98,7 @@ def resumable(job_id: str, console: Console) -> Iterator[None]:
 def watch(client: Client, job_id: str, console: Console) -> Job:
     """Wait for the job with the client's progress bar (Ctrl-C: see resumable)."""
     with resumable(job_id, console):
-        return client.job_handle(job_id).wait(progress=True, stream=console.file)
+        return client.job_handle(job_id).wait(progress=True, stream=cast(TextIO, console.file))
 
 
 def follow(client: Client, job_id: str, console: Console) -> Job:
