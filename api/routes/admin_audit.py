@@ -23,7 +23,8 @@ router = APIRouter(
 )
 LimitQuery = Annotated[int, Query(ge=1, le=100)]
 AfterQuery = Annotated[
-    int | None, Query(ge=0, description="Cursor: an entry id; older entries follow")
+    int | None,
+    Query(ge=0, le=2**63 - 1, description="Cursor: an entry id; older entries follow"),
 ]
 ActionQuery = Annotated[
     Literal[ACTIONS] | None,  # type: ignore[valid-type]
