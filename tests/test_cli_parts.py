@@ -145,7 +145,7 @@ def test_submit_reads_the_first_lines_before_it_uploads(tmp_path):
     with pytest.raises(Refused, match=r"m.jsonl:2: invalid_input: input must be a string"):
         check_first_lines(mixed, "embed")
     assert check_first_lines(mixed, "embed", skip_invalid=True) == 3  # they fail alone
-    with pytest.raises(Refused, match=r"n.jsonl:1: unknown_field"):
+    with pytest.raises(Refused, match=r"n.jsonl:1: missing_input: .*'inpt'"):
         check_first_lines(_jsonl(tmp_path / "n.jsonl", [{"inpt": 1}]), "embed", skip_invalid=True)
     pairs = [{"input": {"text": "a", "text_pair": "b"}}]
     assert check_first_lines(_jsonl(tmp_path / "p.jsonl", pairs), "classify") == 1
