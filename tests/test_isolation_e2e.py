@@ -247,7 +247,6 @@ def test_tenant_b_finds_nothing_of_tenant_a(live, receiver, cfg):
                 refusals.append(r.content)
         assert len(set(refusals)) == 1
 
-
     # A's objects are as A left them: nothing cancelled, retried or deleted by B.
     after = _snapshot(a, owned)
     assert {k: after[k] for k in before} == before
