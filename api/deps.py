@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.auth import CALLER_STATE, authenticate, bearer_key
+from api.scopes import check_scope
 from core.db import read_session
 from core.errors import Forbidden, InvalidInput, NotFound, shown
 from core.store.tenants import Caller
@@ -28,13 +29,16 @@ async def current_caller(
     _creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The tenant and scopes ApiKeyMiddleware found for the request's key (checked here
-    too where an app runs without it); 401 without a valid key."""
+    too where an app runs without it); 401 without a valid key, 403 without the scope the
+    request needs."""
     caller = request.scope.get("state", {}).get(CALLER_STATE)
     if isinstance(caller, Caller):
         return caller
     state = request.app.state
-    key = bearer_key(request.headers.get("authorization"))
-    return await authenticate(state.key_cache, state.settings.database_url, key)
+    key = bearer_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    caller = await authenticate(state.key_cache, state.settings.database_url, key)
+    check_scope(caller, request.method, request.url.path)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -52,6 +56,16 @@ def require_admin(caller: Caller) -> None:
     """403 insufficient_scope unless the key has the admin scope."""
     if not caller.is_admin:
         raise Forbidden("this needs an admin key (`sluice keys create --admin`)")
+
+
+async def admin_caller(caller: CallerDep) -> Caller:
+    """The caller, if its key has the admin scope (the /v1/admin routes check it here too,
+    besides the middleware's check by path)."""
+    require_admin(caller)
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(admin_caller)]
 
 
 def _query_names(dependant: Any) -> frozenset[str]:

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from api.anthropic_errors import anthropic_error_body, is_anthropic_path
 from api.slash_redirect import slash_redirect
 from core.errors import (
     SHOWN_CHARS,
@@ -63,16 +64,24 @@ def _bounded(text: str, limit: int) -> str:
 
 
 def error_body(
-    *, message: str, kind: str, code: str, param: str | None = None, details: Any = None
+    *,
+    message: str,
+    kind: str,
+    code: str,
+    param: str | None = None,
+    details: Any = None,
+    path: str = "",
+    status: int = 400,
 ) -> dict[str, Any]:
-    """The error envelope (OpenAI's shape, plus optional details), its message and param
-    cut to a bounded length."""
-    err: dict[str, Any] = {
-        "message": _bounded(message, MAX_MESSAGE_CHARS),
-        "type": kind,
-        "param": None if param is None else _bounded(param, MAX_PARAM_CHARS),
-        "code": code,
-    }
+    """The error envelope (OpenAI's shape, plus optional details; Anthropic's on its
+    routes, by path and status), its message and param cut to a bounded length."""
+    message = _bounded(message, MAX_MESSAGE_CHARS)
+    param = None if param is None else _bounded(param, MAX_PARAM_CHARS)
+    if is_anthropic_path(path):
+        return anthropic_error_body(
+            status=status, message=message, code=code, param=param, details=details
+        )
+    err: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
     if details is not None:
         err["details"] = details
     return {"error": err}
@@ -86,24 +95,30 @@ def status_of(exc: SluiceError) -> int:
     return 500
 
 
-def sluice_response(exc: SluiceError) -> JSONResponse:
-    """The answer to a SluiceError: its envelope, status and headers."""
+def sluice_response(exc: SluiceError, path: str = "") -> JSONResponse:
+    """The answer to a SluiceError at a path: its envelope, status and headers."""
     status = status_of(exc)
     headers = {}
-    if isinstance(exc, QuotaExceeded | ServiceUnavailable):
+    if isinstance(exc, QuotaExceeded | ServiceUnavailable) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
         error_body(
-            message=exc.message, kind=exc.kind, code=exc.code, param=exc.param, details=exc.details
+            message=exc.message,
+            kind=exc.kind,
+            code=exc.code,
+            param=exc.param,
+            details=exc.details,
+            path=path,
+            status=status,
         ),
         status_code=status,
         headers=headers,
     )
 
 
-def unavailable_response(exc: Exception) -> JSONResponse:
+def unavailable_response(exc: Exception, path: str = "") -> JSONResponse:
     """503 for a database or Redis that does not answer."""
     log.warning("backing service unavailable: %s", exc)
     return JSONResponse(
@@ -111,6 +126,8 @@ def unavailable_response(exc: Exception) -> JSONResponse:
             message="a backing service is unavailable; retry later",
             kind="server_error",
             code="service_unavailable",
+            path=path,
+            status=503,
         ),
         status_code=503,
         headers={"Retry-After": "5"},
@@ -142,8 +159,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that map exceptions to HTTP responses."""
 
     @app.exception_handler(SluiceError)
-    async def _sluice(_: Request, exc: SluiceError) -> JSONResponse:
-        return sluice_response(exc)
+    async def _sluice(request: Request, exc: SluiceError) -> JSONResponse:
+        return sluice_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -154,6 +171,8 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [
             {"param": _loc(tuple(e.get("loc", ()))), "message": e["msg"]} for e in errors[:20]
         ]
+        path = request.url.path
+        status = 400 if path.startswith(OPENAI_PATHS) or is_anthropic_path(path) else 422
         return JSONResponse(
             error_body(
                 message=message,
@@ -161,8 +180,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="invalid_request",
                 param=param or None,
                 details=details,
+                path=path,
+                status=status,
             ),
-            status_code=400 if request.url.path.startswith(OPENAI_PATHS) else 422,
+            status_code=status,
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -179,7 +200,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
-            error_body(message=str(exc.detail), kind="invalid_request_error", code=code),
+            error_body(
+                message=str(exc.detail),
+                kind="invalid_request_error",
+                code=code,
+                path=request.url.path,
+                status=exc.status_code,
+            ),
             status_code=exc.status_code,
             headers=headers,
         )
@@ -198,7 +225,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(status_code=400)  # nobody is left to read it
 
     @app.exception_handler(DataError)
-    async def _data(_: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the request carried (PostgreSQL text cannot hold a
         # NUL character, for one): the request's fault, not an outage.
         log.info("value refused by the database: %s", exc.orig)
@@ -207,6 +234,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 message=f"a value of the request cannot be stored: {exc.orig}",
                 kind="invalid_request_error",
                 code="invalid_input",
+                path=request.url.path,
             ),
             status_code=400,
         )
@@ -215,5 +243,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(redis.exceptions.ConnectionError)
     @app.exception_handler(redis.exceptions.TimeoutError)
-    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
-        return unavailable_response(exc)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return unavailable_response(exc, request.url.path)

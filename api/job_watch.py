@@ -6,6 +6,10 @@ once per interval and publishes what it read; every other listener of the job wa
 that task's snapshots instead of reading for itself. The task stops at the first tick
 after its last listener has left, and stops reading (but keeps answering) once the job
 has ended. With `sluice api --workers N` each process has its own watcher.
+
+A status answer is never older than one interval: a listener that finds the latest read
+older than that (the next read is late, or hangs on a database going down) waits for the
+next read, and answers what it brings, its error included.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from core.tables import Job
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# How long a status answer waits for a read to replace one older than an interval, before
+# it answers 503: a read can hang while the database goes down.
+FRESH_READ_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass
@@ -52,6 +59,7 @@ class _Watch(Generic[T]):
         self.latest: Snapshot[T] | None = None
         self.error: BaseException | None = None  # the latest read's failure, if it failed
         self.changed = asyncio.Event()  # set (and replaced) on each new version or error
+        self.landed = asyncio.Event()  # set (and replaced) when any read lands or fails
         self.task: asyncio.Task[None] | None = None
         self.generation = 0  # publish() counts here, so an older read cannot land after it
 
@@ -59,12 +67,17 @@ class _Watch(Generic[T]):
         self.changed.set()
         self.changed = asyncio.Event()
 
+    def land(self) -> None:
+        self.landed.set()
+        self.landed = asyncio.Event()
+
 
 class Listener(Generic[T]):
     """One listener's view of a watched job."""
 
-    def __init__(self, watch: _Watch[T]) -> None:
+    def __init__(self, watch: _Watch[T], is_final: Callable[[T | None], bool]) -> None:
         self._watch = watch
+        self._is_final = is_final
 
     @property
     def latest(self) -> Snapshot[T]:
@@ -73,6 +86,21 @@ class Listener(Generic[T]):
             raise self._watch.error
         assert self._watch.latest is not None  # listen() waited for the first read
         return self._watch.latest
+
+    async def fresh(self, max_age: float, timeout: float) -> Snapshot[T]:
+        """The latest read if it is at most max_age seconds old (or the job had ended),
+        else the next read's; ServiceUnavailable if none lands within timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.latest
+            if time.monotonic() - snapshot.read_at <= max_age or self._is_final(snapshot.value):
+                return snapshot
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServiceUnavailable("the database is slow to answer; retry later")
+            landed = self._watch.landed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(landed.wait(), remaining)
 
     async def next(
         self, after_version: int, timeout: float, *, ride_out_errors: bool = False
@@ -147,16 +175,17 @@ class JobWatcher(Generic[T]):
         try:
             while watch.latest is None and watch.error is None:
                 await watch.changed.wait()
-            listener = Listener(watch)
+            listener = Listener(watch, self._is_final)
             listener.latest  # noqa: B018 - raises the first read's error
             yield listener
         finally:
             watch.listeners -= 1
 
     async def current(self, job_id: str) -> Snapshot[T]:
-        """The job as last read (by a running watch, or by a read made now)."""
+        """The job as last read, at most one interval ago (by a running watch, or by a
+        read made now)."""
         async with self.listen(job_id) as listener:
-            return listener.latest
+            return await listener.fresh(self.interval, FRESH_READ_TIMEOUT_SECONDS)
 
     def publish(self, job_id: str, value: T) -> None:
         """What a write of this process (a cancel) committed, shown to the job's listeners
@@ -220,10 +249,14 @@ class JobWatcher(Generic[T]):
             log.warning("reading job %s failed: %s", job_id, exc)
             watch.error = exc
             watch.announce()
+            watch.land()
             return
         self.reads += 1
         if watch.generation == generation:
             self._publish(watch, value)
+        elif watch.latest is not None:  # a write published meanwhile is newer: keep it,
+            watch.latest.read_at = time.monotonic()  # as fresh as this read
+        watch.land()
 
     def _is_final(self, value: T | None) -> bool:
         return value is None or self._final(value)

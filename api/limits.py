@@ -101,7 +101,7 @@ class BodyLimitMiddleware:
         limit = self.upload_max_bytes if scope["path"] in self.upload_paths else self.max_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(send, limit)
+            await self._too_large(send, limit, scope["path"])
             return
         seen = 0
         started = False
@@ -125,12 +125,18 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._too_large(send, limit)
+                await self._too_large(send, limit, scope["path"])
 
-    async def _too_large(self, send: Send, limit: int) -> None:
+    async def _too_large(self, send: Send, limit: int, path: str) -> None:
         message = f"request body is larger than {limit} bytes"
         body = orjson.dumps(
-            error_body(message=message, kind="invalid_request_error", code="body_too_large")
+            error_body(
+                message=message,
+                kind="invalid_request_error",
+                code="body_too_large",
+                path=path,
+                status=413,
+            )
         )
         headers = [
             (b"content-type", b"application/json"),

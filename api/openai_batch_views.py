@@ -6,6 +6,7 @@ from typing import Any
 
 from api.openai_batch_schemas import BatchError, BatchErrors, BatchOut, BatchUsage, RequestCounts
 from core import states
+from core.request_counts import reported_counts
 from core.tables import Job
 
 
@@ -29,14 +30,18 @@ def batch_status(job: Job) -> Any:
 
 
 def _counts(job: Job) -> RequestCounts:
-    """Failed includes requests that never ran once the batch ended cancelled or expired
-    (they are in its error file)."""
-    failed = job.failed
-    if job.status in (states.CANCELLED, states.EXPIRED) and job.error_file_id:
-        failed = max(job.total - job.completed, job.failed)
+    """The batch's request counts as its webhook events report them (core.request_counts);
+    none while its file is being checked, as OpenAI shows a validating batch."""
     if job.status == states.VALIDATING:
         return RequestCounts(total=0, completed=0, failed=0)
-    return RequestCounts(total=job.total, completed=job.completed, failed=failed)
+    counts = reported_counts(
+        status=job.status,
+        total=job.total,
+        completed=job.completed,
+        failed=job.failed,
+        has_error_file=job.error_file_id is not None,
+    )
+    return RequestCounts(**counts)
 
 
 def _errors(job: Job) -> BatchErrors | None:

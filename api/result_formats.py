@@ -82,7 +82,7 @@ def _task_values(task: str, output: Any, explanation: Any = None) -> tuple[Any, 
     if task == "embed":
         return (output,)
     if task != "generate":  # classify's, then an explained layout's explanation
-        labels = (None, None)
+        labels: tuple[list[str] | None, list[Any] | None] = (None, None)
         if output is not None:
             labels = [str(x["label"]) for x in output], [x["score"] for x in output]
         extra = () if task == "classify" else explanation_values(task, explanation)

@@ -84,12 +84,38 @@ class JobCreate(BaseModel):
         return self
 
 
+RetryKind = Literal["failed", "cancelled"]
+
+
+def _failed_only() -> list[RetryKind]:
+    return ["failed"]
+
+
+class RetryRequest(BaseModel):
+    """What a retry runs again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include: list[RetryKind] = Field(
+        default_factory=_failed_only,
+        min_length=1,
+        description="`failed`: the items that failed (not lines that failed validation); "
+        "`cancelled`: the items a cancel kept from running (a cancelled job's `counts."
+        "cancelled`; all of a file job cancelled while validating, whose file is read again)",
+    )
+
+
 class Counts(BaseModel):
     """How many items the job has, and how many have finished each way."""
 
     total: int
     completed: int
     failed: int
+    cancelled: int = Field(
+        default=0,
+        description="Items that never ran because the job was cancelled (known once it has "
+        'ended; `POST /v1/jobs/{id}/retry` with include ["cancelled"] runs them)',
+    )
 
 
 class JobOut(BaseModel):
@@ -108,6 +134,11 @@ class JobOut(BaseModel):
     progress: float = Field(description="Finished items over total, 0 to 1")
     throughput: float | None = Field(description="Items per second since the job started")
     eta_seconds: float | None = Field(description="Estimated seconds until the job finishes")
+    waiting_for_worker: bool = Field(
+        default=False,
+        description="The job is unfinished, has waited SLUICE_WAITING_FOR_WORKER_SECONDS, and no "
+        "worker of its model is live (start one: `sluice worker --models MODEL`)",
+    )
     created_at: int
     started_at: int | None
     finished_at: int | None

@@ -8,18 +8,24 @@ key ApiKeyMiddleware has accepted, gets the rendered body of the job's latest re
 straight from here: the same bytes the `GET /v1/jobs/{job_id}` route answers. Anything
 else, and any answer other than a 200 (no such job, another tenant's, a database error),
 goes on to the route, which answers it as always.
+
+Every status GET (plain or a long-poll) first takes its turn from the tenant's status
+pacer (api/status_pacing): under a polling storm it waits there, or is refused with 429.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import CALLER_STATE
+from api.errors import sluice_response
 from api.job_events import job_json
 from api.routes import jobs
+from core.errors import QuotaExceeded
 from core.store.tenants import Caller
 
 STATUS_PATH = re.compile(r"/v1/jobs/([^/\x00]+)")
@@ -37,11 +43,16 @@ class StatusFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = (
             STATUS_PATH.fullmatch(scope["path"])
-            if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]
+            if scope["type"] == "http" and scope["method"] == "GET"
             else None
         )
         caller = scope.get("state", {}).get(CALLER_STATE) if match else None
-        body = await self._body(match[1], caller) if match and isinstance(caller, Caller) else None
+        if not isinstance(caller, Caller):
+            await self.app(scope, receive, send)
+            return
+        if not await self._take_turn(caller, scope, receive, send):
+            return
+        body = None if scope["query_string"] else await self._body(match[1], caller)  # type: ignore[index]
         if body is None:
             await self.app(scope, receive, send)
             return
@@ -59,6 +70,22 @@ class StatusFastPath:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _take_turn(self, caller: Caller, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Wait for the tenant's turn to read a status; False once refused (429 sent)."""
+        pacer = self.state.status_pacer
+        wait = pacer.turn(caller.tenant.id)
+        if wait is None:
+            refusal = QuotaExceeded(
+                "too many status reads for this tenant: poll less often, or follow the job "
+                "with ?wait= or its /events stream",
+                retry_after=pacer.retry_after(caller.tenant.id),
+            )
+            await sluice_response(refusal)(scope, receive, send)
+            return False
+        if wait:
+            await asyncio.sleep(wait)
+        return True
 
     async def _body(self, job_id: str, caller: Caller) -> bytes | None:
         try:

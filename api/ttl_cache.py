@@ -39,6 +39,15 @@ class TTLCache(Generic[V]):
             self._entries.clear()
         self._entries[key] = (time.monotonic() + self.seconds, value)
 
+    def discard_where(self, predicate: Callable[[V], bool]) -> int:
+        """Forget the values the predicate holds for (what a change made here has made
+        stale); how many."""
+        # A copy first: a route's thread may call this while the event loop puts entries.
+        stale = [k for k, (_, value) in list(self._entries.items()) if predicate(value)]
+        for key in stale:
+            self._entries.pop(key, None)
+        return len(stale)
+
     async def load_once(self, key: Hashable, load: Callable[[], Awaitable[V | None]]) -> V | None:
         """load()'s answer for a key, shared by every caller that asks while it runs: when
         an entry expires under many requests, one of them reads it again, not all."""

@@ -1,7 +1,8 @@
-"""Streaming a multipart file upload into storage: the body is parsed as it arrives, every
-line is checked (UTF-8, one JSON object, a length limit) and written through in parts, so
-an upload of any size holds about one block in memory and a bad line is refused with its
-number before anything is kept."""
+"""Streaming a multipart file upload into storage: the body is parsed as it arrives, a
+gzip file is decompressed as it comes (core.gunzip), every line is checked (UTF-8, one
+JSON object, a length limit) and written through in parts, so an upload of any size holds
+about one block in memory and a bad line is refused with its number before anything is
+kept. A gzip file is stored decompressed: its size, lines and digest are the JSONL's."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from python_multipart.multipart import (
 
 from core.blobs import PartWriter
 from core.errors import InvalidInput, TooLarge, shown
+from core.gunzip import GZIP_MAGIC, GunzipStream, is_gzip
 from core.jsonl import LineError, LineSplitter, is_blank, parse_object
 
 HAND_OFF_BYTES = 1 << 20
@@ -32,6 +34,8 @@ class UploadLimits:
     max_bytes: int
     max_line_bytes: int
     max_lines: int
+    # A gzip file may expand at most this many times (core.gunzip).
+    max_gzip_ratio: float = 100.0
 
 
 class LineSink:
@@ -43,13 +47,38 @@ class LineSink:
         self.digest = hashlib.sha256()
         self.size = 0
         self.lines = 0
+        # Until the file's first bytes are seen, whether it is gzip is not known.
+        self.gunzip: GunzipStream | None = None
+        self._head: bytes | None = b""
+
+    @property
+    def gzipped(self) -> bool:
+        """Whether the file came gzipped (and is stored decompressed)."""
+        return self.gunzip is not None
 
     def consume(self, block: bytes) -> None:
-        """Check one block's complete lines, then store the block."""
+        """Check one block's complete lines, then store the block (decompressed first if the
+        file is gzip)."""
+        if self._head is not None:
+            block = self._head + block
+            if len(block) < len(GZIP_MAGIC):
+                self._head = block
+                return
+            self._head = None
+            if is_gzip(block):
+                self.gunzip = GunzipStream(max_ratio=self.limits.max_gzip_ratio)
+        if self.gunzip is None:
+            self._store(block)
+            return
+        for piece in self.gunzip.feed(block):
+            self._store(piece)
+
+    def _store(self, block: bytes) -> None:
         self.size += len(block)
         if self.size > self.limits.max_bytes:
+            unpacked = " once decompressed" if self.gzipped else ""
             raise TooLarge(
-                f"file is larger than {self.limits.max_bytes} bytes",
+                f"file is larger than {self.limits.max_bytes} bytes{unpacked}",
                 code="file_too_large",
                 param="file",
             )
@@ -59,6 +88,11 @@ class LineSink:
 
     def finish(self) -> None:
         """Check the last line, and store everything still buffered."""
+        if self._head:  # a file of a single byte
+            self._store(self._head)
+        self._head = None
+        if self.gunzip is not None:
+            self.gunzip.finish()
         self._check(self.splitter.finish())
         if self.lines == 0:
             raise InvalidInput("file has no lines", code="empty_file", param="file")

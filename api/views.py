@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from api.schemas import Counts, JobOut, WebhookOut
+from api.worker_presence import waiting_for_worker
 from core import states
 from core.tables import Job
 
@@ -21,7 +22,8 @@ def _ts(value: float | None) -> int | None:
 
 
 def job_out(job: Job, now: float | None = None) -> JobOut:
-    """A job with its progress, throughput and ETA computed from its counts and clock."""
+    """A job with its progress, throughput and ETA computed from its counts and clock, and
+    whether it waits for a worker of its model (api.worker_presence)."""
     now = now or time.time()
     done = job.completed + job.failed
     throughput = eta = None
@@ -37,10 +39,18 @@ def job_out(job: Job, now: float | None = None) -> JobOut:
         body
         | {
             "metadata": job.meta,
-            "counts": Counts(total=job.total, completed=job.completed, failed=job.failed),
+            "counts": Counts(
+                total=job.total,
+                completed=job.completed,
+                failed=job.failed,
+                cancelled=states.unrun_items(
+                    job.status, total=job.total, completed=job.completed, failed=job.failed
+                ),
+            ),
             "progress": round(done / job.total, 4) if job.total else 1.0,
             "throughput": throughput,
             "eta_seconds": eta,
+            "waiting_for_worker": waiting_for_worker(job, now),
             "created_at": int(job.created_at),
             "expires_at": int(job.expires_at),
             "usage": {

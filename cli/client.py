@@ -9,11 +9,15 @@ from typing import Any
 
 import httpx
 from sluice_client import Client as SluiceClient
-from sluice_client import SluiceError
+from sluice_client import Job, SluiceError
 
 # What a command catches to print one line instead of a traceback: every error the client
 # raises, the server's (with its status and code) and a connection's alike.
 ApiError = SluiceError
+
+
+class MissingKey(ValueError):
+    """SLUICE_API_KEY is not set (and no key was given)."""
 
 
 class Client:
@@ -28,6 +32,10 @@ class Client:
     ) -> None:
         self.api = SluiceClient(base_url, api_key, timeout=timeout, http_client=http_client)
         self.base_url = self.api.config.base_url
+        # Without a key every call is a 401; say so before any (a caller's own http_client
+        # may carry its own Authorization header).
+        if not self.api.config.api_key and http_client is None:
+            raise MissingKey("SLUICE_API_KEY is not set")
 
     def submit(
         self,
@@ -73,9 +81,36 @@ class Client:
         """GET /v1/jobs/{id}, long-polling up to `wait` seconds."""
         return self.api.get_job(job_id, wait=wait).data
 
+    def job_handle(self, job_id: str) -> Job:
+        """The job as sluice_client's Job (to wait on, with its progress bar)."""
+        return self.api.get_job(job_id)
+
+    def jobs(
+        self, *, limit: int, status: str | None = None, model: str | None = None
+    ) -> list[dict]:
+        """GET /v1/jobs: the newest `limit` jobs, of a status or model if given."""
+        found = self.api.list_jobs(limit=limit, page_size=limit, status=status, model=model)
+        return [job.data for job in found]
+
+    def files(self, *, limit: int) -> list[dict]:
+        """GET /v1/files: the newest `limit` files."""
+        return [file.data for file in self.api.list_files(limit=limit, page_size=limit)]
+
+    def delete_file(self, file_id: str) -> None:
+        """DELETE /v1/files/{id}."""
+        self.api.delete_file(file_id)
+
+    def batches(self, *, limit: int) -> list[dict]:
+        """GET /v1/batches: the newest `limit` OpenAI-compatible batches."""
+        return list(self.api.list_batches(limit=limit, page_size=limit))
+
     def cancel(self, job_id: str) -> dict:
         """POST /v1/jobs/{id}/cancel."""
         return self.api.cancel_job(job_id).data
+
+    def retry(self, job_id: str, include: list[str] | None = None) -> dict:
+        """POST /v1/jobs/{id}/retry: a new job of the failed (or `include`d) items."""
+        return self.api.retry_job(job_id, include=include).data
 
     def models(self) -> dict:
         """GET /v1/models."""

@@ -1,4 +1,5 @@
-"""`sluice demo`: migrate, start API and worker, submit a real dataset, watch it, summarise."""
+"""`sluice demo`: migrate, start API and worker, submit a real dataset, watch it, summarise,
+and end with commands that find the job again (its key is kept in .sluice/demo.key)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from cli.app import program
 from cli.client import Client
 from cli.corpus import stdlib_paragraphs
-from cli.follow import follow_job
+from cli.follow import watch
 from cli.inputs import read_inputs
 from cli.processes import free_port, spawn, stop, wait_for_worker, wait_ready
 from cli.upload import IMAGE_TYPES
 from core.contracts.images import data_url
 
 console = Console(stderr=True)
+# The demo tenant's key, kept between runs (mode 0600) so its jobs can be read afterwards.
+KEY_FILE = Path(".sluice/demo.key")
 
 
 def _dataset(path: Path | None, limit: int) -> tuple[str, list[dict]]:
@@ -37,7 +41,7 @@ def run_demo(*, dataset: Path | None, limit: int, model: str, port: int | None, 
     name, items = _dataset(dataset, limit)
     if not items:
         raise SystemExit(f"no items in {name}")
-    _serve_and_run(
+    job_id, port = _serve_and_run(
         model=model,
         items=items,
         name=name,
@@ -46,6 +50,7 @@ def run_demo(*, dataset: Path | None, limit: int, model: str, port: int | None, 
         env={},
         summary=lambda client, job, seconds: _summary(client, job, items, seconds),
     )
+    _closing_hint(job_id, port, "results.jsonl")
 
 
 def run_image_demo(*, limit: int, port: int | None, logs: Path, workdir: Path) -> None:
@@ -68,7 +73,7 @@ def run_image_demo(*, limit: int, port: int | None, logs: Path, workdir: Path) -
         }
         for p in paths
     ]
-    _serve_and_run(
+    job_id, port = _serve_and_run(
         model="shapes-cnn",
         items=items,
         name=f"drawn shapes in {folder}",
@@ -76,6 +81,42 @@ def run_image_demo(*, limit: int, port: int | None, logs: Path, workdir: Path) -
         logs=logs,
         env={"SLUICE_MODELS_FILE": str(models_file)},
         summary=_image_summary,
+    )
+    _closing_hint(job_id, port, "results.csv")
+
+
+def demo_key() -> str:
+    """The demo tenant's key from KEY_FILE if this database knows it, else a new one,
+    written there (readable by its owner alone)."""
+    from core.db import read_session, write_session
+    from core.store.tenants import caller_for_key, create_key
+
+    if KEY_FILE.is_file():
+        key = KEY_FILE.read_text().strip()
+        with read_session() as session:
+            if caller_for_key(session=session, key=key) is not None:
+                return key
+    with write_session() as session:
+        _, key = create_key(session=session, tenant_name="demo")
+    KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    KEY_FILE.chmod(0o600)  # O_CREAT's mode does not apply to a file that existed
+    return key
+
+
+def _closing_hint(job_id: str, port: int, output: str) -> None:
+    """Commands, verbatim, that restart what reading the job needs (the API) and read it."""
+    p = program()
+    console.print(
+        "\nThe API and worker are stopped. To come back to this job, start the API in "
+        f"another terminal:\n  {p} api --port {port}\nthen here:\n"
+        f"  export SLUICE_API_URL=http://127.0.0.1:{port} SLUICE_API_KEY=$(cat {KEY_FILE})\n"
+        f"  {p} status {job_id}\n  {p} results {job_id} -o {output}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
 
 
@@ -88,16 +129,14 @@ def _serve_and_run(
     logs: Path,
     env: dict[str, str],
     summary: Callable[[Client, dict, float], None],
-) -> None:
+) -> tuple[str, int]:
     """Migrate, start an API and a worker for the model, submit the items, follow the job
     with a progress bar and summarise it (client, final job, seconds from submit); stop
-    both after."""
-    from core.db import migrate, write_session
-    from core.store.tenants import create_key
+    both after. Returns the job's id and the API's port."""
+    from core.db import migrate
 
     revision = migrate()
-    with write_session() as session:
-        _, key = create_key(session=session, tenant_name="demo")
+    key = demo_key()
     console.print(
         f"[bold]sluice demo[/]: database at schema {revision}; {len(items):,} items "
         f"from {name}; model {model}"
@@ -115,12 +154,13 @@ def _serve_and_run(
         started = time.perf_counter()
         job = client.submit(model=model, inputs=items, metadata={"source": "demo"})
         console.print(f"submitted [bold]{job['id']}[/] ({job['counts']['total']:,} items) to {url}")
-        job = follow_job(client, job["id"], console)
+        job = watch(client, job["id"], console).data
         summary(client, job, time.perf_counter() - started)
     finally:
         stop(worker)
         stop(api)
         console.print(f"stopped API and worker (logs in {logs})")
+    return job["id"], port
 
 
 def _rate(job: dict, seconds: float) -> str:
@@ -152,10 +192,6 @@ def _image_summary(client: Client, job: dict, seconds: float) -> None:
     if sample is not None:
         best = sample["output"][0]
         console.print(f"sample: {sample['custom_id']} -> {best['label']} ({best['score']:.3f})")
-    console.print(
-        f"results: sluice results {job['id']} -o results.csv "
-        "(with SLUICE_API_URL and SLUICE_API_KEY set)"
-    )
 
 
 def _summary(client: Client, job: dict, items: list[dict], seconds: float) -> None:
@@ -170,7 +206,3 @@ def _summary(client: Client, job: dict, items: list[dict], seconds: float) -> No
             f"sample: {line['custom_id']} {text[:70]!r}...\n  -> {len(vec)} dims, "
             f"norm {norm:.4f}, first {[round(v, 4) for v in vec[:4]]}"
         )
-    console.print(
-        f"results: sluice results {job['id']} -o results.jsonl "
-        "(with SLUICE_API_URL and SLUICE_API_KEY set)"
-    )

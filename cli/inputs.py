@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -14,16 +15,22 @@ class InputFileError(ValueError):
     """A line of an input file is not a usable input."""
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
-    raw = path.open("rb")
-    head = raw.read(2)
-    raw.seek(0)
-    return gzip.open(raw) if head == b"\x1f\x8b" else raw
+@contextmanager
+def open_lines(path: Path) -> Iterator[IO[bytes]]:
+    """The file to read lines from, gunzipped if it is gzip (by its first bytes)."""
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if not gzipped:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield unzipped  # type: ignore[misc]  # a GzipFile reads as an IO[bytes]
 
 
 def read_inputs(path: Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
     """Items `{"custom_id", "input"}` from lines `{"custom_id"?, "input"}` or `{"id", "text"}`."""
-    with _open(path) as fh:
+    with open_lines(path) as fh:
         count = 0
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():

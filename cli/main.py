@@ -6,34 +6,22 @@ and client commands should start instantly.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(
-    help="sluice: self-hosted batch inference.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+from cli.admin_commands import audit_key_created
+from cli.admin_commands import register as register_admin_commands
+from cli.app import app, err, say_error
+
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 tenants_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
-err = Console(stderr=True)
 # Seconds `sluice api` lets running requests finish at shutdown before it cancels them.
 SHUTDOWN_GRACE_SECONDS = 10
-
-
-def _say_error(message: object) -> None:
-    """One red line on stderr (the message's brackets are text, not rich markup)."""
-    from rich.markup import escape
-
-    err.print(f"[red]{escape(str(message))}[/]")
 
 
 def _logging(level: str = "INFO") -> None:
@@ -64,7 +52,9 @@ def api(
 
     from cli.metrics_dir import multiprocess_metrics
     from core.config import settings
+    from core.db import check_schema
 
+    check_schema()  # here, as one line; inside the server it is a traceback in the log
     _logging()
     processes = workers or settings.api_workers
     # Before the processes start: each one's metrics go to files there, summed on a scrape.
@@ -151,7 +141,7 @@ def workers(
             indices, metrics_port if metrics_port is not None else settings.worker_metrics_port
         )
     except GpuSpecError as exc:
-        _say_error(exc)
+        say_error(exc)
         raise typer.Exit(2) from exc
     supervisor = Supervisor({g: worker_command(g, models, threads, ports.get(g)) for g in indices})
     raise typer.Exit(supervisor.run())
@@ -190,188 +180,6 @@ def demo(
     run_demo(dataset=dataset, limit=limit, model=model, port=port, logs=logs)
 
 
-@app.command()
-def submit(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="JSONL(.gz): {custom_id, input} or {id, text} per line; or a directory of "
-            "images (png, jpg, webp, bmp, gif), each an item whose custom_id is its path"
-        ),
-    ],
-    model: Annotated[str, typer.Option(help="Model name")],
-    wait: Annotated[bool, typer.Option(help="Follow the job with a progress bar")] = False,
-    params: Annotated[str, typer.Option(help="Task params as JSON")] = "{}",
-    priority: Annotated[int, typer.Option(min=0, max=9)] = 0,
-    limit: Annotated[int | None, typer.Option(help="Only the first N lines")] = None,
-    on_invalid: Annotated[
-        str, typer.Option(help="fail: an invalid line fails the job; skip: it fails alone")
-    ] = "fail",
-) -> None:
-    """Upload a file (streamed, with a progress bar) and submit it as one job; print the job
-    id, and follow it with --wait. A worker checks every line before the job runs."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
-    from cli.client import ApiError, Client
-    from cli.follow import follow_job
-    from cli.upload import image_files, image_lines, native_lines
-
-    if on_invalid not in ("fail", "skip"):
-        err.print("[red]--on-invalid takes fail or skip[/]")
-        raise typer.Exit(2)
-    try:
-        task_params = json.loads(params)
-    except ValueError as exc:
-        _say_error(f"--params is not JSON: {exc}")
-        raise typer.Exit(2) from exc
-    images = None
-    try:
-        if file.is_dir():
-            images = image_files(file)[:limit] if limit else image_files(file)
-            size = sum(entry[2] for entry in images)
-        else:
-            size = file.stat().st_size
-    except OSError as exc:
-        _say_error(exc)
-        raise typer.Exit(2) from exc
-    if images == []:
-        err.print(f"[red]{file} holds no images (.png, .jpg, .jpeg, .webp, .bmp, .gif)[/]")
-        raise typer.Exit(2)
-    client = Client()
-    try:
-        with Progress(
-            "[bold]uploading",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task("upload", total=size)
-            progress = lambda done: bar.update(task, completed=done)  # noqa: E731
-            lines = (
-                image_lines(images, on_progress=progress)
-                if images is not None
-                else native_lines(file, limit, progress)
-            )
-            filename = f"{file.name}.jsonl" if images is not None else file.name
-            uploaded = client.upload_lines(lines, filename=filename)
-        err.print(f"uploaded {uploaded['id']}: {uploaded['lines']:,} lines")
-        job = client.submit_file(
-            model=model,
-            input_file_id=uploaded["id"],
-            params=task_params,
-            priority=priority,
-            on_invalid=on_invalid,
-        )
-        print(job["id"])
-        if wait:
-            job = follow_job(client, job["id"], err)
-            c = job["counts"]
-            err.print(f"{job['status']}: {c['completed']:,} ok, {c['failed']:,} failed")
-            for e in (job.get("errors") or {}).get("data", [])[:10]:
-                err.print(f"  line {e['line']}: {e['code']}: {e['message']}")
-            if job["status"] == "failed":
-                raise typer.Exit(1)
-    except ApiError as exc:
-        _say_error(exc)
-        raise typer.Exit(1) from exc
-    except OSError as exc:
-        _say_error(exc)
-        raise typer.Exit(2) from exc
-
-
-@app.command()
-def status(
-    job_id: str, wait: Annotated[float, typer.Option(help="Long-poll up to N seconds")] = 0
-) -> None:
-    """Print a job as JSON."""
-    from cli.client import ApiError, Client
-
-    try:
-        job = Client().job(job_id, wait=wait)
-    except ApiError as exc:
-        _say_error(exc)
-        raise typer.Exit(1) from exc
-    print(json.dumps(job, indent=2))
-
-
-@app.command()
-def cancel(job_id: str) -> None:
-    """Cancel a job."""
-    from cli.client import ApiError, Client
-
-    try:
-        job = Client().cancel(job_id)
-    except ApiError as exc:
-        _say_error(exc)
-        raise typer.Exit(1) from exc
-    print(json.dumps(job, indent=2))
-
-
-RESULT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-@app.command()
-def results(
-    job_id: str,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "-o", "--output", help="File; .csv or .parquet choose the format (default: stdout)"
-        ),
-    ] = None,
-    only_failed: Annotated[
-        bool, typer.Option("--only-failed", help="Only the failed items")
-    ] = False,
-) -> None:
-    """Download a job's results in input order (JSONL, or CSV/Parquet by -o's suffix)."""
-    from rich.progress import (
-        BarColumn,
-        FileSizeColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TransferSpeedColumn,
-    )
-
-    from cli.client import ApiError, Client
-
-    client = Client()
-    fmt = RESULT_FORMATS.get(output.suffix.lower(), "jsonl") if output else "jsonl"
-    try:
-        counts = client.job(job_id)["counts"]  # before -o is created: an unknown job fails
-        if fmt == "jsonl":  # items, counted against the job's totals
-            total = counts["failed"] if only_failed else counts["total"]
-            columns: tuple = (BarColumn(), MofNCompleteColumn())
-        else:  # csv and parquet: bytes, whose total is not known up front
-            total, columns = None, (BarColumn(), FileSizeColumn(), TransferSpeedColumn())
-        out = output.open("wb") if output else sys.stdout.buffer
-        try:
-            with Progress(
-                TextColumn(f"results ({fmt})"),
-                *columns,
-                TimeElapsedColumn(),
-                console=err,
-                disable=output is None,
-            ) as bar:
-                task = bar.add_task("results", total=total)
-                if fmt == "jsonl":
-                    for line in client.results(job_id, only_failed=only_failed):
-                        out.write(line + b"\n")
-                        bar.advance(task)
-                else:
-                    for block in client.download(job_id, fmt=fmt, only_failed=only_failed):
-                        out.write(block)
-                        bar.advance(task, len(block))
-        finally:
-            if output:
-                out.close()
-    except ApiError as exc:
-        _say_error(exc)
-        raise typer.Exit(1) from exc
-
-
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant name (created if new)")],
@@ -386,6 +194,7 @@ def keys_create(
     check_schema()
     with write_session() as session:
         t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+        audit_key_created(session, key)
     kind = "admin key" if admin else "key"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
@@ -434,6 +243,13 @@ def tenants_webhook(
         err.print("its signing secret (store it now, it is not shown again):")
         print(target.secret)
 
+
+# keys list | revoke | rotate, tenants create | list | set (cli/admin_commands.py).
+register_admin_commands(keys_app, tenants_app)
+# The client commands, registered on the same app (after the server ones, for --help).
+import cli.job_commands  # noqa: E402
+import cli.listings  # noqa: E402
+import cli.submit  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

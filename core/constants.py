@@ -34,9 +34,10 @@ def lock_key(prefix: str, name: str) -> str:
     return f"{prefix}lock:{name}"
 
 
-def rate_key(prefix: str, tenant_id: str, window: int) -> str:
-    """Redis counter of one tenant's job submissions in one minute window."""
-    return f"{prefix}rate:{tenant_id}:{window}"
+def rate_key(prefix: str, tenant_id: str, window: int, what: str = "rate") -> str:
+    """Redis counter of one tenant's job submissions (or, by `what`, uploads) in one minute
+    window."""
+    return f"{prefix}{what}:{tenant_id}:{window}"
 
 
 WORKER_TTL_SECONDS = 15.0

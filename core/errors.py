@@ -83,12 +83,13 @@ class TooLarge(SluiceError):
 
 
 class QuotaExceeded(SluiceError):
-    """The tenant is over a rate limit; retry later."""
+    """The tenant is over a rate limit or quota; retry later where waiting helps (retry_after
+    None: it does not, something must be deleted or the quota raised)."""
 
     code = "rate_limit_exceeded"
     kind = "rate_limit_error"
 
-    def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
+    def __init__(self, message: str, *, retry_after: int | None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 

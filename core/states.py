@@ -117,3 +117,13 @@ def finalizing_instead(target: str, *, has_files: bool, finish_as: str | None) -
     if not has_files or target not in (COMPLETED, CANCELLED):
         return None
     return finish_as or target
+
+
+def unrun_items(status: str, *, total: int, completed: int, failed: int) -> int:
+    """Items of a job that never ran because it was stopped (cancelled, or a batch past
+    its window): once it has ended every chunk is done, failed or cancelled, and a
+    cancelled chunk keeps no results, so they are the ones neither completed nor failed.
+    0 for any other status (while it stops, running chunks may still finish)."""
+    if status not in (CANCELLED, EXPIRED):
+        return 0
+    return max(0, total - completed - failed)

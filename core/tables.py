@@ -1,5 +1,5 @@
-"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox and idempotency
-keys; changed only through migrations/."""
+"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox, the audit log and
+idempotency keys; changed only through migrations/."""
 
 from __future__ import annotations
 
@@ -39,6 +39,16 @@ class Tenant(Base):
     # as given: they must sign, so they cannot be hashed).
     webhook_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     webhook_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Its share of dispatches under contention (1 to 100).
+    weight: Mapped[int] = mapped_column(Integer, server_default="1", default=1)
+    # Set while disabled: its keys are refused and its pending chunks are not dispatched.
+    disabled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Quota overrides; None: the deployment's default (core.config).
+    quota_queued_items: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_concurrent_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quota_uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_submissions_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ApiKey(Base):
@@ -57,6 +67,14 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(
         String(100), server_default="read,submit", default="read,submit"
     )
+    # A label of the operator's choosing (what the key is for).
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # After this the key is refused (set by an expiry at creation, or by a rotation's grace).
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Written at most once a minute per key (api/key_usage.py), never once per request.
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The key a rotation made to replace this one.
+    replaced_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class Job(Base):
@@ -69,6 +87,16 @@ class Job(Base):
         Index("ix_jobs_expires_at", "expires_at"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         Index("ix_jobs_deadline_at", "deadline_at"),
+        # Status leads, for the housekeeper's lookups by status (cancelling, finalizing,
+        # validating) and an admin's list of a status, newest first.
+        Index("ix_jobs_status_created", "status", "created_at"),
+        # A tenant's list of a status, newest first (GET /v1/jobs?status=, the dashboard).
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # The dashboard's live list: live statuses OR ended since a moment ago; with both
+        # arms indexed PostgreSQL answers it with a BitmapOr instead of a scan.
+        Index("ix_jobs_finished_at", "finished_at"),
+        # An admin's list of every tenant's jobs, newest first.
+        Index("ix_jobs_created_at", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -229,6 +257,67 @@ class WebhookAttempt(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class MessageBatch(Base):
+    """An Anthropic message batch: owns one job per model (their ids in `job_ids`); its
+    status and counts are derived from theirs. `request_jobs` holds, per request in order,
+    the position of its job in `job_ids` (one byte each, compressed), so results stream
+    back in request order from several jobs."""
+
+    __tablename__ = "message_batches"
+    __table_args__ = (Index("ix_message_batches_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    # Processing ends by then (unrun requests expire); results are kept until purge_at.
+    expires_at: Mapped[float] = mapped_column(Float)
+    purge_at: Mapped[float] = mapped_column(Float)
+    cancel_initiated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    total: Mapped[int] = mapped_column(Integer)
+    job_ids: Mapped[list[str]] = mapped_column(JSON)
+    request_jobs: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TenantUsage(Base):
+    """A tenant's stored bytes: its finished files (as uploaded or written) plus its jobs'
+    result blobs (as stored); a counter moved in the transactions that write or delete them
+    (core/store/stored_bytes.py), never a scan. A row of its own, not a column of tenants:
+    the dispatcher locks tenant rows while it holds jobs, and a finishing chunk holds its
+    job when it adds its results here."""
+
+    __tablename__ = "tenant_usage"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    stored_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+
+
+class AuditEvent(Base):
+    """One entry of the audit log: an admin action, the use of a revoked or expired key, or
+    a cancel; never holds a key's secret. Tenants are kept as ids, not foreign keys, so the
+    log outlives what it speaks of."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_tenant_id", "tenant_id", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_actor_at", "actor", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(40))
+    # The tenant the action concerns (whose key, job or settings), if any.
+    tenant_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Who did it: a key's id, or `cli` for the operator's command line; and that key's tenant.
+    actor: Mapped[str] = mapped_column(String(40))
+    actor_tenant_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # What it was done to (a tenant, key, job or batch id).
+    target_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class IdempotencyKey(Base):

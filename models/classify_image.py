@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import torch
@@ -157,8 +158,25 @@ class ClassifyImageRunner:
                 with torch.inference_mode(cost == 1):
                     executor.run(
                         list(range(len(kept))),
-                        lambda picked, px=pixels: forward(px[list(picked)], params),
-                        lambda row, result, kept=kept: record(kept[row], result),
+                        partial(_forward_picked, forward, pixels, params),
+                        partial(_record_kept, record, kept),
                         cost,
                     )
         return filled(results)
+
+
+def _forward_picked(
+    forward: Callable[[torch.Tensor, Any], list[Any]],
+    pixels: torch.Tensor,
+    params: Any,
+    picked: Sequence[int],
+) -> list[Any]:
+    """forward of the picked rows of a micro-batch's pixels."""
+    return forward(pixels[list(picked)], params)
+
+
+def _record_kept(
+    record: Callable[[int, ItemResult], None], kept: Sequence[int], row: int, result: ItemResult
+) -> None:
+    """record a row's result under the input position it was kept from."""
+    record(kept[row], result)

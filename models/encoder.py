@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -173,6 +174,12 @@ class EncoderRunner:
         explanations, which then run with autograd on the explain executor."""
         return 1
 
+    def _forward_picked(
+        self, encoded: dict[int, dict[str, list[Any]]], params: Any, positions: Sequence[int]
+    ) -> list[Any]:
+        """forward_encoded of the encodings at these positions."""
+        return self.forward_encoded([encoded[p] for p in positions], params)
+
     def forward_encoded(self, encodings: Sequence[dict[str, list[Any]]], params: Any) -> list[Any]:
         """Outputs (or whole ItemResults) for one micro-batch of encodings."""
         return self.forward(self.tensors(encodings), params)
@@ -254,25 +261,23 @@ class EncoderRunner:
 
         plan = self.plan(lengths, factor)
         executor = self.executor_for(factor)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as ahead:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as tokenizing:
             upcoming: Future[dict[int, dict[str, list[Any]]]] | None = (
-                ahead.submit(fetch, plan[0]) if plan else None
+                tokenizing.submit(fetch, plan[0]) if plan else None
             )
             for k, batch in enumerate(plan):
                 if should_stop():
                     raise Cancelled()
                 assert upcoming is not None
                 encoded = upcoming.result()
-                upcoming = ahead.submit(fetch, plan[k + 1]) if k + 1 < len(plan) else None
+                upcoming = tokenizing.submit(fetch, plan[k + 1]) if k + 1 < len(plan) else None
                 real, padded = padded_batch([lengths[p] for p in batch])
                 self.observer.micro_batch(items=len(batch), real_units=real, padded_units=padded)
                 # Explanations need autograd, which inference mode forbids.
                 with torch.inference_mode(factor == 1):
                     executor.run(
                         batch,
-                        lambda positions, enc=encoded: self.forward_encoded(
-                            [enc[p] for p in positions], params
-                        ),
+                        partial(self._forward_picked, encoded, params),
                         record,
                         max(lengths[p] for p in batch) * factor,
                     )

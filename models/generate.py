@@ -74,7 +74,8 @@ class GenerateRunner:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, revision=spec.revision, dtype=self.dtype)
-        model = model.to(self.device).eval()
+        # transformers types .to through a decorator that mistypes its argument
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
         self.config = model.config
         self.model = quantize_int8(model, self.device) if quantized else model
         limit = getattr(model.config, "max_position_embeddings", spec.max_length)
@@ -99,8 +100,8 @@ class GenerateRunner:
         seeds: Sequence[int],
         params: GenerateParams,
     ) -> list[list[int]]:
-        batch = self.tokenizer.pad({"input_ids": list(prompts)}, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        padded = self.tokenizer.pad({"input_ids": list(prompts)}, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in padded.items()}
         kw: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "do_sample": False,
@@ -110,7 +111,8 @@ class GenerateRunner:
             kw["logits_processor"] = [
                 SeededSampler(seeds, params.temperature, params.top_p, self.device)
             ]
-        out = self.model.generate(**batch, **kw)
+        # transformers' stubs type generate as the module attribute (a Tensor)
+        out = self.model.generate(**batch, **kw)  # type: ignore[operator]
         width = batch["input_ids"].shape[1]
         return [row[width:].tolist() for row in out]
 
@@ -123,7 +125,7 @@ class GenerateRunner:
             tokens, reason = tokens[: tokens.index(eos)], "stop"
         elif pad is not None and pad != eos:
             tokens = [t for t in tokens if t != pad]
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = str(self.tokenizer.decode(tokens, skip_special_tokens=True))
         cuts = [text.find(s) for s in params.stop if s and s in text]
         if cuts:
             text, reason = text[: min(cuts)], "stop"

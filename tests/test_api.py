@@ -40,6 +40,7 @@ def test_submit_and_get(api, alice):
         "total": 450,
         "completed": 0,
         "failed": 0,
+        "cancelled": 0,
     }
     assert job["priority"] == 3 and job["metadata"] == {"team": "search"}
     assert job["params"] == {"normalize": True, "truncate": True}
@@ -205,7 +206,12 @@ def test_rate_limit_answers_429_with_retry_after(cfg):
     with TestClient(create_app(limited)) as api:
         assert [_submit(api, key).status_code for _ in range(2)] == [201, 201]
         r = _submit(api, key)
-    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
+    assert r.status_code == 429 and r.json()["error"]["code"] == "quota_exceeded"
+    assert r.json()["error"]["details"] == {
+        "quota": "submissions_per_minute",
+        "limit": 2,
+        "current": 2,
+    }
     assert 1 <= int(r.headers["Retry-After"]) <= 61
 
 
@@ -358,3 +364,40 @@ def test_generate_job_accepts_prompts_and_chats(api, alice):
     )
     assert r.status_code == 201, r.text
     assert r.json()["params"]["stop"] == ["\n"]
+
+
+def test_status_reads_are_paced_per_tenant(cfg, alice, bob):
+    """Past its burst a tenant's status read waits its turn, or, too far off, gets 429
+    with Retry-After; another tenant's reads are not held up by it."""
+    paced = cfg.model_copy(
+        update={
+            "status_reads_per_second": 1,
+            "status_read_burst": 2,
+            "status_max_wait_seconds": 1.2,
+        }
+    )
+    with TestClient(create_app(paced)) as api:
+        job = _submit(api, alice).json()
+        bob_job = _submit(api, bob).json()
+        started = time.monotonic()
+        codes = [api.get(f"/v1/jobs/{job['id']}", headers=alice).status_code for _ in range(3)]
+        assert codes == [200, 200, 200]  # the burst, then one turn 1 s off, waited for
+        assert time.monotonic() - started >= 0.9
+        # Now alice's next turn is 1 s off; with one more queued ahead, 2 s off: past the
+        # 1.2 s bound.
+        answers = []
+        threads = [
+            threading.Thread(
+                target=lambda: answers.append(api.get(f"/v1/jobs/{job['id']}", headers=alice))
+            )
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        refused = [r for r in answers if r.status_code == 429]
+        assert len(refused) == 1 and {r.status_code for r in answers} == {200, 429}
+        assert refused[0].json()["error"]["code"] == "rate_limit_exceeded"
+        assert int(refused[0].headers["Retry-After"]) >= 1
+        assert api.get(f"/v1/jobs/{bob_job['id']}", headers=bob).status_code == 200

@@ -337,6 +337,29 @@ def test_a_batch_past_its_window_expires_into_the_error_file(cfg, api, alice, ti
     assert api.post(f"/v1/batches/{batch_id}/cancel", headers=alice).status_code == 409
 
 
+def test_only_a_batch_has_a_window_plain_jobs_never_expire(cfg, api, alice):
+    """`expired` (and so a `job.expired` event) is a batch's ending alone: plain jobs,
+    inline or from a file, have no completion window, so the expiry sweep never stops
+    them, however late it runs (their expires_at is retention, which deletes them)."""
+    items = [{"input": "a"}, {"input": "b"}]
+    inline = api.post("/v1/jobs", json={"model": "tiny-embed", "inputs": items}, headers=alice)
+    assert inline.status_code == 201, inline.text
+    file_id = upload(api, alice, [b'{"input": "c"}'], purpose="jobs")
+    from_file = api.post(
+        "/v1/jobs", json={"model": "tiny-embed", "input_file_id": file_id}, headers=alice
+    )
+    assert from_file.status_code == 201, from_file.text
+    batch_line = request("r", EMBED, {"model": "tiny-embed", "input": "d"})
+    batch_id = create(api, alice, upload(api, alice, [batch_line])).json()["id"]
+    ids = [inline.json()["id"], from_file.json()["id"]]
+    with write_session(cfg.database_url) as s:
+        windows = {i: at for i, at in s.execute(select(Job.id, Job.deadline_at))}
+        assert [windows[i] for i in ids] == [None, None] and windows[batch_id] is not None
+        assert expire_overdue(session=s, now=time.time() + 10 * 365 * 86400) == [batch_id]
+    statuses = [api.get(f"/v1/jobs/{i}", headers=alice).json()["status"] for i in ids]
+    assert "expired" not in statuses and all(st in ("queued", "validating") for st in statuses)
+
+
 @pytest.fixture(scope="module")
 def causal_runner(registry_file):
     from core.contracts.spec import load_registry

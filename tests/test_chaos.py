@@ -109,7 +109,7 @@ def assert_exactly_once(stack: Stack, job_id: str, n: int) -> dict:
     assert indices == list(range(n)), "an item is missing or duplicated"
     failed = [x for x in lines if "error" in x]
     assert not failed, failed[:3]
-    assert job["counts"] == {"total": n, "completed": n, "failed": 0}
+    assert job["counts"] == {"total": n, "completed": n, "failed": 0, "cancelled": 0}
     with read_session(stack.cfg.database_url) as s:
         chunk_sum = s.scalar(select(func.sum(Chunk.completed)).where(Chunk.job_id == job_id))
         leased = s.scalar(
@@ -262,7 +262,12 @@ def test_inputs_that_raise_or_kill_fail_alone(chaos_cfg, tmp_path):
         failed = {x["index"]: x["error"]["code"] for x in lines if "error" in x}
         assert failed == {777: "inference_error", 12345: "attempts_exhausted"}
         final = stack.job(job["id"])
-        assert final["counts"] == {"total": ITEMS, "completed": ITEMS - 2, "failed": 2}
+        assert final["counts"] == {
+            "total": ITEMS,
+            "completed": ITEMS - 2,
+            "failed": 2,
+            "cancelled": 0,
+        }
         assert 2 <= deaths <= 2 + 12, deaths  # attempts, then one death per halving
     finally:
         stack.close()

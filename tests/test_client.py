@@ -76,6 +76,7 @@ def test_jobs_from_every_kind_of_input(live: Stack, tmp_path: Path) -> None:
         "total": 40,
         "completed": 40,
         "failed": 0,
+        "cancelled": 0,
     }
     assert "completed" in stream.getvalue() and "40/40" in stream.getvalue()
     lines = list(small.results())
@@ -153,7 +154,7 @@ def test_errors_carry_the_servers_codes(live: Stack, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         list(other.results(job.id))
     job.wait(timeout=120)
-    assert job.counts == {"total": 2, "completed": 1, "failed": 1}
+    assert job.counts == {"total": 2, "completed": 1, "failed": 1, "cancelled": 0}
     failed = list(job.results(only_failed=True))
     assert [x["error"]["code"] for x in failed] == ["input_too_long"]
     again = job.retry()
@@ -309,7 +310,7 @@ def test_retries_after_retry_after_and_gives_up_past_the_cap(proxied, tmp_path: 
     with pytest.raises(RateLimitError) as real:
         for _ in range(3):
             direct.submit(MODEL, ["over the limit"])
-    assert real.value.code == "rate_limit_exceeded" and real.value.retry_after
+    assert real.value.code == "quota_exceeded" and real.value.retry_after
 
 
 def test_async_client_retries_after_retry_after(proxied) -> None:

@@ -21,6 +21,7 @@ from sluice_client import (
     RequestTooLargeError,
     ServerError,
     ServiceUnavailableError,
+    endpoints,
 )
 from sluice_client.endpoints import Pages
 from sluice_client.errors import error_from_response
@@ -180,6 +181,16 @@ def test_pages_follow_the_cursor_up_to_the_limit() -> None:
     assert second is not None and second.params == {"limit": 2, "after": "j2"}
     assert len(pages.take({"data": [{}, {}], "has_more": True, "next_cursor": "j4"})) == 1
     assert pages.next_call() is None
+
+
+def test_list_filters_and_retry_kinds_reach_the_request() -> None:
+    jobs = endpoints.job_pages(5, 100, None, status="failed", model="m").next_call()
+    assert jobs is not None and jobs.params == {"limit": 100, "status": "failed", "model": "m"}
+    batches = endpoints.batch_pages(None, 20).next_call()
+    assert batches is not None and (batches.path, batches.params) == ("/v1/batches", {"limit": 20})
+    assert endpoints.retry_job("j").json is None  # the server's default: failed items
+    plan = endpoints.retry_job("j", ["failed", "cancelled"])
+    assert plan.json == {"include": ["failed", "cancelled"]}
 
 
 def test_the_plain_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's package, driven by playwright), on a
 real API and worker: sign in through the form, watch a running job's progress advance,
-open its detail page (throughput chart, chunk states) and see it finish; screenshots go
-to the test's tmp dir."""
+open its detail page (throughput chart, chunk states) and see it finish; cancel a running
+job from its detail page (a button only its own tenant's key is offered, and a confirm
+step) and see it end cancelled; screenshots go to the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from core.store.tenants import create_key
 
 pytestmark = pytest.mark.e2e
 
+TESTS = Path(__file__).resolve().parent
 FAULTS = {
-    "PYTHONPATH": str(Path(__file__).resolve().parent / "faults"),
+    # the faults first (their sitecustomize patches the encoder), then this checkout: the
+    # worker must run this code, not an installed copy the patch would import instead
+    "PYTHONPATH": os.pathsep.join([str(TESTS / "faults"), str(TESTS.parent)]),
     "SLUICE_TEST_FAULTS": "1",
     # every chunk of the watched job takes a second more: a 3,000-item job (15 chunks of
     # 200) lasts long enough for the page to see its progress move
@@ -52,6 +56,12 @@ def _admin_key(stack) -> str:
 def _progress(page, job_id: str) -> float:
     cell = page.locator(f'tr[data-job-id="{job_id}"] td.progress-cell')
     return float(cell.get_attribute("data-progress") or "nan")
+
+
+def _open_job(page, job_id: str) -> None:
+    """Go to a job's detail page, as its link in the list does."""
+    page.evaluate("(id) => { location.hash = `#/jobs/${encodeURIComponent(id)}`; }", job_id)
+    page.wait_for_function("(id) => document.getElementById('d-id').textContent === id", arg=job_id)
 
 
 def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_url):
@@ -104,10 +114,12 @@ def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_
             expect(page.locator("#d-chart rect.bar").first).to_be_attached()
             expect(page.locator('#d-chunks tr[data-chunk-status="done"]')).to_be_visible()
             expect(page.locator("#d-downloads button")).to_have_count(4)
+            expect(page.locator("#d-cancel")).to_be_visible()  # its own tenant's running job
             page.screenshot(path=str(tmp_path / "dashboard-detail-running.png"), full_page=True)
 
             # the detail page follows the job to its end on its own
             expect(page.locator("#d-status")).to_have_text("completed", timeout=180_000)
+            expect(page.locator("#d-actions")).to_be_hidden()  # nothing left to cancel
             expect(page.locator('#d-chunks tr[data-chunk-status="done"] td').nth(1)).to_have_text(
                 "15"
             )
@@ -142,10 +154,42 @@ def test_the_dashboard_follows_a_running_job(stack, chromium_path, tmp_path, db_
             page.click('#nav a[data-view="jobs"]')
             expect(row.locator("td.admin-only")).to_have_text(job["tenant_id"])
             expect(page.locator("#f-tenant")).to_be_visible()
+
+            # a second job, to cancel while it runs
+            slow = stack.submit([f"<<slow>> more text {i}" for i in range(6000)], "tiny-embed")
+            stack.wait_until(slow["id"], lambda j: j["status"] == "in_progress", timeout=120)
+            # the admin key reads it but may not write another tenant's job: no button
+            _open_job(page, slow["id"])
+            expect(page.locator("#d-status")).to_have_text("in_progress")
+            expect(page.locator("#d-actions")).to_be_hidden()
+
+            page.click("#signout")
+            page.fill('input[name="api_key"]', stack.key)
+            page.click('#signin button[type="submit"]')
+            _open_job(page, slow["id"])
+            expect(page.locator("#d-status")).to_have_text("in_progress")
+            page.click("#d-cancel")
+            expect(page.locator("#d-cancel-confirm")).to_be_visible()
+            page.click("#d-cancel-no")  # the confirm step: declining changes nothing
+            expect(page.locator("#d-cancel-confirm")).to_be_hidden()
+            assert stack.job(slow["id"])["status"] == "in_progress"
+            page.click("#d-cancel")
+            with page.expect_response(lambda r: r.url.endswith("/cancel")) as answer:
+                page.click("#d-cancel-yes")
+            assert answer.value.status == 200
+            assert answer.value.json()["status"] in ("cancelling", "cancelled")
+            # cancelling, then cancelled once the running chunk stops: from the job's stream
+            expect(page.locator("#d-status")).to_have_text("cancelled", timeout=60_000)
+            expect(page.locator("#d-actions")).to_be_hidden()
+            expect(page.locator("#d-cancel-note")).to_be_empty()  # the badge says it now
+            page.screenshot(path=str(tmp_path / "dashboard-detail-cancelled.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()
-    shots = ("jobs", "detail-running", "detail", "models")
+    shots = ("jobs", "detail-running", "detail", "models", "detail-cancelled")
     for name in (f"dashboard-{shot}.png" for shot in shots):
         assert (tmp_path / name).stat().st_size > 10_000, name
     assert stack.job(job_id)["status"] == "completed"
+    cancelled = stack.job(slow["id"])
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["counts"]["completed"] + cancelled["counts"]["failed"] < 6000

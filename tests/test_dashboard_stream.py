@@ -99,7 +99,9 @@ def test_history_survives_an_api_restart(stack, tiny_runner):
         )
 
     before = seen()
-    assert before[0] == [(job_id, "completed", {"total": 450, "completed": 449, "failed": 1})]
+    assert before[0] == [
+        (job_id, "completed", {"total": 450, "completed": 449, "failed": 1, "cancelled": 0})
+    ]
     assert sum(p["items"] for p in before[2]["points"]) == 450
     assert before[4] == [("bad_input", 1)]
     old = stack.api

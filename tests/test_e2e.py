@@ -56,7 +56,7 @@ def test_embedding_job_end_to_end(stack, reference):
             assert idx == sorted(idx) and len(idx) >= job["counts"]["completed"] - 256
             seen_partial = True
     assert job["status"] == "completed", job
-    assert job["counts"] == {"total": 700, "completed": 700, "failed": 0}
+    assert job["counts"] == {"total": 700, "completed": 700, "failed": 0, "cancelled": 0}
     assert job["progress"] == 1.0 and job["throughput"] > 0 and job["finished_at"]
     assert seen_partial or len(texts) <= 256
     _check_lines(stack.results(job["id"]), texts, ref=ref, dim=384)
@@ -94,7 +94,7 @@ def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
     stack.start_worker("tiny-embed")
     job = stack.wait_until(job["id"], lambda j: j["status"] in TERMINAL)
     assert job["status"] == "completed", job
-    assert job["counts"] == {"total": 28000, "completed": 28000, "failed": 0}
+    assert job["counts"] == {"total": 28000, "completed": 28000, "failed": 0, "cancelled": 0}
     _check_lines(stack.results(job["id"]), texts, dim=16)
     with read_session(cfg.database_url) as s:
         attempts = s.scalars(select(Chunk.attempts).where(Chunk.job_id == job["id"])).all()
@@ -111,7 +111,7 @@ def test_classify_job_end_to_end(stack):
         for i, t in enumerate(texts)
     ]
     job, lines = stack.run_to_end("tiny-classify", inputs, {"top_k": 2})
-    assert job["counts"] == {"total": 500, "completed": 500, "failed": 0}
+    assert job["counts"] == {"total": 500, "completed": 500, "failed": 0, "cancelled": 0}
     assert len(lines) == 500
     for line in lines:
         labels = [s["label"] for s in line["output"]]
@@ -132,7 +132,7 @@ def test_generate_job_end_to_end(stack):
     ]
     params = {"max_new_tokens": 8, "temperature": 0.8, "seed": 3, "stop": ["\n"]}
     job, lines = stack.run_to_end("tiny-causal", inputs, params)
-    assert job["counts"] == {"total": 120, "completed": 120, "failed": 0}
+    assert job["counts"] == {"total": 120, "completed": 120, "failed": 0, "cancelled": 0}
     assert len(lines) == 120
     for line in lines:
         assert set(line["output"]) == {"text", "finish_reason"}

@@ -28,7 +28,7 @@ def test_file_job_with_skipped_lines_end_to_end(stack):
     assert job["status"] == "validating"
     job = stack.wait_until(job["id"], lambda j: j["status"] in TERMINAL)
     assert job["status"] == "completed", job
-    assert job["counts"] == {"total": 3000, "completed": 2998, "failed": 2}
+    assert job["counts"] == {"total": 3000, "completed": 2998, "failed": 2, "cancelled": 0}
     assert job["errors"]["invalid_lines"] == 2
     assert [e["line"] for e in job["errors"]["data"]] == [11, 3000]
     got = [orjson.loads(x) for x in stack.results(job["id"])]

@@ -71,7 +71,7 @@ def test_a_directory_of_1000_images_end_to_end(stack, tmp_path):
     assert out.returncode == 0, out.stderr
     job = stack.job(out.stdout.strip())
     assert job["status"] == "completed" and job["task"] == "classify_image"
-    assert job["counts"] == {"total": 1000, "completed": 940, "failed": 60}
+    assert job["counts"] == {"total": 1000, "completed": 940, "failed": 60, "cancelled": 0}
     assert "completed: 940 ok, 60 failed" in out.stderr
 
     lines = [orjson.loads(x) for x in stack.results(job["id"])]

@@ -386,6 +386,7 @@ def test_a_plain_status_get_is_answered_before_routing_with_the_routes_bytes(cfg
     from api.auth import CALLER_STATE
     from api.job_watch import job_watcher
     from api.status_fast_path import StatusFastPath
+    from api.status_pacing import StatusPacer
     from core.db import read_session
     from core.store.tenants import caller_for_key
 
@@ -413,7 +414,8 @@ def test_a_plain_status_get_is_answered_before_routing_with_the_routes_bytes(cfg
         async def send(message: dict) -> None:
             sent.append(message)
 
-        fast_path = StatusFastPath(route, SimpleNamespace(job_watcher=watcher))
+        state = SimpleNamespace(job_watcher=watcher, status_pacer=pacer)
+        fast_path = StatusFastPath(route, state)
         scope = {
             "type": "http", "method": method, "path": path, "query_string": query,
             "headers": [], "state": {CALLER_STATE: callers[caller]},
@@ -422,6 +424,7 @@ def test_a_plain_status_get_is_answered_before_routing_with_the_routes_bytes(cfg
         return sent
 
     watcher = job_watcher(cfg.database_url, INTERVAL)
+    pacer = StatusPacer(per_second=0, burst=1, max_wait=0)
 
     async def main() -> None:
         sent = await ask("GET", f"/v1/jobs/{job_id}", b"", "alice")

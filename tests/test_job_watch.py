@@ -165,3 +165,62 @@ def test_a_published_write_is_not_overtaken_by_an_older_read():
             assert listener.latest.version == published.version
 
     asyncio.run(main())
+
+
+def test_a_read_older_than_an_interval_is_not_answered_while_the_next_hangs():
+    """A database going down can hang the next read: status answers wait for it, then
+    answer its error, rather than serve the last read however old it grows."""
+    jobs = Jobs(a=FakeJob("in_progress", 1))
+    watcher = _watcher(jobs)
+
+    async def scenario() -> None:
+        async with watcher.listen("a"):  # keeps the watch reading
+            assert (await watcher.current("a")).value == FakeJob("in_progress", 1)
+            gate = jobs.gate = threading.Event()  # the next read hangs ...
+            jobs.fail = 1  # ... and then fails
+            await asyncio.sleep(INTERVAL * 5)
+            reads_before = jobs.reads["a"]
+            answer = asyncio.create_task(watcher.current("a"))
+            await asyncio.sleep(INTERVAL * 5)
+            assert not answer.done(), "a read older than an interval was answered"
+            assert jobs.reads["a"] == reads_before  # one read, still hanging
+            jobs.gate = None
+            gate.set()
+            with pytest.raises(ConnectionError):
+                await answer
+
+    asyncio.run(scenario())
+
+
+def test_a_read_that_never_lands_answers_service_unavailable(monkeypatch):
+    from api import job_watch
+    from core.errors import ServiceUnavailable
+
+    monkeypatch.setattr(job_watch, "FRESH_READ_TIMEOUT_SECONDS", INTERVAL * 5)
+    jobs = Jobs(a=FakeJob("in_progress", 1))
+    watcher = _watcher(jobs)
+
+    async def scenario() -> None:
+        async with watcher.listen("a"):
+            gate = jobs.gate = threading.Event()
+            await asyncio.sleep(INTERVAL * 5)
+            try:
+                with pytest.raises(ServiceUnavailable):
+                    await watcher.current("a")
+            finally:
+                gate.set()
+
+    asyncio.run(scenario())
+
+
+def test_an_ended_job_is_answered_from_its_last_read_however_old():
+    jobs = Jobs(a=FakeJob("completed", 3))
+    watcher = _watcher(jobs)
+
+    async def scenario() -> None:
+        async with watcher.listen("a"):
+            await asyncio.sleep(INTERVAL * 5)
+            assert (await watcher.current("a")).value == FakeJob("completed", 3)
+        assert jobs.reads["a"] == 1
+
+    asyncio.run(scenario())

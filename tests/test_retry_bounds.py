@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from core.db import read_session, write_session
-from core.store.results import failed_windows
+from core.store.results import retry_windows
 from core.submit.jobs import Submitter
 from core.submit.retry import submit_retry
 from core.tables import Chunk, Job
@@ -92,9 +92,7 @@ def test_a_retry_is_read_and_written_one_window_at_a_time(cfg, tiny_runner):
         job = _failing_job(api, alice, n=20, every=2)  # 10 failures over 5 windows of 4
         _run_all(windowed, worker_ctx(windowed, tiny_runner))
         windows = list(
-            failed_windows(
-                session_factory=partial(read_session, cfg.database_url), job_id=job["id"]
-            )
+            retry_windows(session_factory=partial(read_session, cfg.database_url), job_id=job["id"])
         )
         assert [len(w) for w in windows] == [2, 2, 2, 2, 2]  # no window holds the job
         assert [r[0] for w in windows for r in w] == list(range(0, 20, 2))

@@ -14,7 +14,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from core.errors import InvalidInput
-from core.webhooks.events import event_body, event_counts, event_type, retry_at
+from core.request_counts import reported_counts
+from core.webhooks.events import event_body, event_type, retry_at
 from core.webhooks.signing import new_secret, secret_key, signature, signed_headers
 from core.webhooks.targets import check_webhook, parse_endpoint, refusal
 
@@ -156,10 +157,10 @@ def test_event_names_counts_and_body():
     assert event_type(status="expired", is_batch=True) == "batch.expired"
     with pytest.raises(ValueError):
         event_type(status="in_progress", is_batch=False)
-    assert event_counts(
+    assert reported_counts(
         total=10, completed=4, failed=1, status="cancelled", has_error_file=True
     ) == {"total": 10, "completed": 4, "failed": 6}
-    assert event_counts(
+    assert reported_counts(
         total=10, completed=4, failed=1, status="cancelled", has_error_file=False
     ) == {"total": 10, "completed": 4, "failed": 1}
     body = orjson.loads(

@@ -174,6 +174,8 @@ def build_registry(root: Path) -> Path:
     """Build every tiny model under root and write a models.yaml for them and MiniLM.
 
     Models compared against a reference run at float32 so the comparison is exact.
+    tiny-causal-b serves tiny-causal's weights under a second name (for batches that mix
+    models).
     """
     texts = bench_texts(2000, seed=1)
     tiny = build_tiny_embed(root / "tiny-embed", texts)
@@ -219,6 +221,13 @@ def build_registry(root: Path) -> Path:
         "    max_length: 256\n"
         "    max_batch_tokens: 4096\n"
         "    chunk_size: 50\n"
+        "  tiny-causal-b:\n"
+        "    task: generate\n"
+        f"    source: {causal}\n"
+        "    dtype: float32\n"
+        "    max_length: 256\n"
+        "    max_batch_tokens: 4096\n"
+        "    chunk_size: 20\n"
         "  tiny-multilabel:\n"
         "    task: classify\n"
         f"    source: {multi}\n"

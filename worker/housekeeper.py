@@ -11,6 +11,7 @@ from core.blobs import storage_named
 from core.constants import lock_key, nudge_key, workers_key
 from core.db import write_session
 from core.store.chunk_leases import extend_lease
+from core.store.message_batches import delete_expired_message_batches
 from core.store.openai_batches import expire_overdue
 from core.store.retention import claim_expired_files, delete_expired_jobs
 from core.store.sweep import sweep_expired
@@ -149,6 +150,7 @@ class Housekeeper(threading.Thread):
         cfg = self.ctx.cfg
         with write_session(cfg.database_url) as session:
             jobs = delete_expired_jobs(session=session, now=now)
+            delete_expired_message_batches(session=session, now=now)
         with write_session(cfg.database_url) as session:
             files = claim_expired_files(session=session, now=now)
         for file_id, storage in files:

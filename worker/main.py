@@ -6,10 +6,50 @@ import gc
 import logging
 import os
 import socket
+import warnings
+from collections.abc import Mapping
+from typing import Any
 
 from worker.pinning import pin_to_gpu
 
 log = logging.getLogger(__name__)
+
+
+def worker_banner(
+    *,
+    name: str,
+    runners: Mapping[str, Any],
+    queues: list[str],
+    threads: int,
+    metrics_port: int | None,
+    as_root: bool,
+) -> str:
+    """The one line a worker logs when it starts consuming: what it serves, where and how."""
+    models = "; ".join(
+        f"{model} ({runner.task} on {runner.device}, {str(runner.dtype).removeprefix('torch.')})"
+        for model, runner in runners.items()
+    )
+    metrics = f"metrics on :{metrics_port}" if metrics_port is not None else "no metrics port"
+    root = "; running as root" if as_root else ""
+    return (
+        f"sluice worker {name} ready: {models}; queues {', '.join(queues)}; "
+        f"{threads} torch threads; {metrics}{root}"
+    )
+
+
+def quiet_libraries() -> None:
+    """Keep the worker's log to what an operator reads: Celery's warnings and errors but not
+    its banner, connection and per-task INFO lines (the start-up banner says what they
+    did); no weight-loading progress bars."""
+    from celery.exceptions import SecurityWarning
+    from transformers.utils import logging as transformers_logging
+
+    logging.getLogger("celery").setLevel(logging.WARNING)
+    transformers_logging.disable_progress_bar()
+    # Celery warns about running as root because a root worker that accepts pickle runs
+    # whatever the broker hands it; sluice's accept only JSON (core/celery_app.py), and
+    # Celery refuses to start outright if pickle is ever accepted. The banner notes root.
+    warnings.filterwarnings("ignore", category=SecurityWarning)
 
 
 def start_worker(
@@ -48,6 +88,7 @@ def start_worker(
         )
     if threads:
         torch.set_num_threads(threads)
+    quiet_libraries()
     check_schema()
     registry = load_registry(settings.models_file)
     names = models or list(registry)
@@ -79,6 +120,7 @@ def start_worker(
         metrics=metrics,
     )
     set_context(ctx)
+    queues = [model_queue(n) for n in names]
     import worker.tasks  # noqa: F401 - registers the task on celery_app
 
     @worker_ready.connect(weak=False)
@@ -86,7 +128,15 @@ def start_worker(
         # Only now does the worker consume, so only now may dispatchers count it as live.
         Housekeeper(ctx).start()
         log.info(
-            "worker %s serving %s on %s threads", name, ", ".join(names), torch.get_num_threads()
+            "%s",
+            worker_banner(
+                name=name,
+                runners=runners,
+                queues=queues,
+                threads=torch.get_num_threads(),
+                metrics_port=metrics_port,
+                as_root=hasattr(os, "geteuid") and os.geteuid() == 0,
+            ),
         )
 
     @worker_shutting_down.connect(weak=False)
@@ -98,6 +148,7 @@ def start_worker(
     try:
         celery_app.worker_main(
             [
+                "--quiet",  # no banner: the worker logs its own line once it is ready
                 "worker",
                 "--pool=solo",
                 "--concurrency=1",
@@ -105,7 +156,7 @@ def start_worker(
                 "-n",
                 f"sluice-{gpu_tag}-{os.getpid()}@{socket.gethostname()}",
                 "-Q",
-                ",".join(model_queue(n) for n in names),
+                ",".join(queues),
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",

@@ -22,6 +22,21 @@ BATCH_SIZE_BUCKETS = tuple(float(2**k) for k in range(13))  # 1 .. 4096 items
 EFFICIENCY_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
+def model_histogram(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    buckets: tuple[float, ...],
+    *more_labels: str,
+) -> Histogram:
+    """A `sluice_` histogram in the worker's registry, labelled by model (then by
+    `more_labels`)."""
+    if not name.startswith("sluice_"):
+        raise ValueError(f"worker metric {name!r} lacks the sluice_ prefix")
+    labels = ["model", *more_labels]
+    return Histogram(name, documentation, labels, buckets=buckets, registry=registry)
+
+
 class ModelObserver(RunObserver):
     """A runner's micro-batches and back-offs, as metrics of its model."""
 
@@ -71,33 +86,27 @@ class WorkerMetrics:
             ["model"],
             registry=r,
         )
-        self.chunk_seconds = Histogram(
+        self.chunk_seconds = model_histogram(
+            r,
             "sluice_chunk_seconds",
             "Model compute time of a chunk",
-            ["model", "task"],
-            buckets=CHUNK_SECONDS_BUCKETS,
-            registry=r,
+            CHUNK_SECONDS_BUCKETS,
+            "task",
         )
-        self.queue_wait = Histogram(
+        self.queue_wait = model_histogram(
+            r,
             "sluice_queue_wait_seconds",
             "Time from a chunk's message being published to the chunk starting",
-            ["model"],
-            buckets=QUEUE_WAIT_BUCKETS,
-            registry=r,
+            QUEUE_WAIT_BUCKETS,
         )
-        self.micro_batch_size = Histogram(
-            "sluice_micro_batch_size",
-            "Items per micro-batch",
-            ["model"],
-            buckets=BATCH_SIZE_BUCKETS,
-            registry=r,
+        self.micro_batch_size = model_histogram(
+            r, "sluice_micro_batch_size", "Items per micro-batch", BATCH_SIZE_BUCKETS
         )
-        self.padding_efficiency = Histogram(
+        self.padding_efficiency = model_histogram(
+            r,
             "sluice_micro_batch_padding_efficiency",
             "Real over padded tokens of a micro-batch (1 = no padding)",
-            ["model"],
-            buckets=EFFICIENCY_BUCKETS,
-            registry=r,
+            EFFICIENCY_BUCKETS,
         )
         self.batch_tokens = Counter(
             "sluice_micro_batch_tokens",

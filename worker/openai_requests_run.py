@@ -52,10 +52,10 @@ def run_requests(
     groups: dict[bytes, list[int]] = {}
     many: list[bool] = []
     for pos, body in enumerate(bodies):
-        value, params = native_request(endpoint, body)
+        value, request_params = native_request(endpoint, body)
         values = value if task == "embed" and isinstance(value, list) else [value]
         many.append(values is value)
-        group = groups.setdefault(_params_key({**job_params, **params}), [])
+        group = groups.setdefault(_params_key({**job_params, **request_params}), [])
         for v in values:
             group.append(len(inputs))
             inputs.append(v)

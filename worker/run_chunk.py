@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from core.codec import pack_lines
+from core.contracts.anthropic_requests import runs_as
 from core.contracts.params import parse_params
 from core.db import read_session, write_session
 from core.nudge import nudge_dispatch
@@ -69,7 +70,7 @@ def run_work(runner: Any, work: ChunkWork, should_stop: Callable[[], bool]) -> l
     through their endpoint's translation."""
     inputs = [r[2] for r in work.records]
     if work.endpoint:
-        return run_requests(runner, work.endpoint, inputs, work.params, should_stop)
+        return run_requests(runner, runs_as(work.endpoint), inputs, work.params, should_stop)
     params = parse_params(work.task, work.params)
     return runner.run(inputs, params, should_stop, token_counts=work.token_counts)
 

@@ -14,6 +14,7 @@ from sqlalchemy import exists, select
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
 from api.openapi_links import FILE_LINKS, linked
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
+from api.upload_quota import admit_upload
 from api.upload_slots import UploadSlotDep
 from api.uploads import LineSink, UploadLimits, receive_upload
 from core import states
@@ -21,6 +22,7 @@ from core.blobs import FileStorage, PartWriter, storage_named
 from core.db import read_session, write_session
 from core.errors import Conflict, InvalidInput, NotFound, shown
 from core.store.files import finish_file, forget_file, get_file, list_files, start_file
+from core.store.quotas import check_upload_room
 from core.tables import File, Job
 
 log = logging.getLogger(__name__)
@@ -105,11 +107,20 @@ UPLOAD_BODY = {
     responses=linked(200, FILE_LINKS),
 )
 async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep) -> FileOut:
-    """Multipart form with a `file` part and `purpose` (batch or jobs). Every line must be
+    """Multipart form with a `file` part (JSONL, or gzipped JSONL, decompressed as it
+    streams in and stored decompressed) and `purpose` (batch or jobs). Every line must be
     one JSON object; the first bad line is refused with its number and nothing is kept."""
     cfg = request.app.state.settings
     storage: FileStorage = request.app.state.storage
     db = cfg.database_url
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidInput(
+            f"Content-Encoding {encoding} is not taken: send the request as it is, with a "
+            "gzipped file as its `file` part (decompressed as it streams in)",
+            code="unsupported_content_encoding",
+            param="file",
+        )
 
     def start() -> File:
         with write_session(db) as session:
@@ -121,9 +132,15 @@ async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep)
                 storage=storage.name,
             )
 
+    await admit_upload(request, tenant.id)  # 429 over a quota, the body unread
     row = await run_in_threadpool(start)
     writer = storage.writer(row.id)
-    limits = UploadLimits(cfg.max_file_bytes, cfg.max_line_bytes, cfg.max_items_per_file_job)
+    limits = UploadLimits(
+        cfg.max_file_bytes,
+        cfg.max_line_bytes,
+        cfg.max_items_per_file_job,
+        max_gzip_ratio=cfg.max_gzip_ratio,
+    )
     sink = LineSink(writer, limits)
     try:
         fields, filename = await receive_upload(
@@ -148,7 +165,13 @@ async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep)
                     expires_after_seconds=expires,
                 )
                 if done is not None:
-                    done.filename = filename[:255]
+                    # stored decompressed: a.jsonl.gz is kept as a.jsonl
+                    gz = sink.gzipped and filename.lower().endswith(".gz")
+                    done.filename = (filename[:-3] if gz else filename)[:255]
+                    # Counted now: over the quota, all of it is undone (and discarded).
+                    check_upload_room(
+                        session=session, tenant_id=tenant.id, cfg=cfg, size=done.bytes, counted=True
+                    )
                 return done
 
         done = await run_in_threadpool(finish)

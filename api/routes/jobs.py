@@ -23,17 +23,18 @@ from api.deps import (
 )
 from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.job_events import job_json
-from api.job_watch import JobWatcher
+from api.job_watch import FRESH_READ_TIMEOUT_SECONDS, JobWatcher
 from api.json_route import OrjsonRoute
 from api.openapi_links import JOB_LINKS, linked
 from api.result_formats import FORMATS, ResultFormat, encode_results
-from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut
+from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut, RetryRequest
 from api.views import job_out
 from core import states
 from core.db import read_session, write_session
 from core.errors import NotFound, shown
+from core.store.audit import JOB_CANCEL, Actor, cancel_recorded
 from core.store.idempotency import IdempotencyClaim
-from core.store.jobs import cancel_job, get_job, list_jobs
+from core.store.jobs import get_job, list_jobs
 from core.store.results import stream_results
 from core.store.tenants import Caller, tenant_named
 from core.submit.idempotency import submit_once
@@ -194,7 +195,7 @@ async def get_my_job(
     # job's watch, whose one read per interval serves every waiter.
     deadline = time.monotonic() + wait
     async with watcher.listen(job_id) as listener:
-        snapshot = listener.latest
+        snapshot = await listener.fresh(watcher.interval, FRESH_READ_TIMEOUT_SECONDS)
         job = visible(snapshot.value, owner, job_id)
         while job.status not in states.JOB_TERMINAL:
             remaining = deadline - time.monotonic()
@@ -257,11 +258,18 @@ def job_results(
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job")
-def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
-    """Stop a job: unstarted chunks at once, running ones at their next check."""
+def cancel_my_job(job_id: str, caller: CallerDep, request: Request) -> JobOut:
+    """Stop a job: unstarted chunks at once, running ones at their next check (audited)."""
     with write_session(request.app.state.settings.database_url) as session:
         job = found(
-            cancel_job(session=session, tenant_id=tenant.id, job_id=job_id),
+            cancel_recorded(
+                session=session,
+                tenant_id=caller.tenant.id,
+                job_id=job_id,
+                actor=Actor(name=caller.key_id, tenant_id=caller.tenant.id),
+                action=JOB_CANCEL,
+                now=time.time(),
+            ),
             f"no job {shown(job_id)}",
             param="job_id",
         )
@@ -273,15 +281,24 @@ def cancel_my_job(job_id: str, tenant: TenantDep, request: Request) -> JobOut:
     "/{job_id}/retry",
     status_code=201,
     response_model=JobOut,
-    summary="Retry the failed items",
+    summary="Retry the failed items (and, when asked, those a cancel kept from running)",
     responses=linked(201, JOB_LINKS),
 )
-def retry_my_job(job_id: str, tenant: TenantDep, request: Request, response: Response) -> JobOut:
-    """A new job of the finished job's failed items (same model, params, priority and
-    metadata; custom_ids kept), linked to it by `retry_of`. Lines that failed validation
-    are not retried: their input cannot run. A job is retried once: retrying it again (or
-    concurrently) answers with that retry's job, marked Idempotent-Replayed."""
+def retry_my_job(
+    job_id: str,
+    tenant: TenantDep,
+    request: Request,
+    response: Response,
+    body: RetryRequest | None = None,
+) -> JobOut:
+    """A new job of the finished job's failed items and, with `include: ["cancelled"]`,
+    the items its cancel kept from running (same model, params, priority and metadata;
+    custom_ids kept), linked to it by `retry_of`; at most max_inputs_per_job items. Lines
+    that failed validation are not retried: their input cannot run. A job is retried once
+    per `include`: retrying it again (or concurrently) answers with that retry's job,
+    marked Idempotent-Replayed."""
     job = _load(request.app.state.settings.database_url, tenant.id, job_id)
-    submitted = submit_retry(submitter(request), tenant_id=tenant.id, job=job)
+    include = (body or RetryRequest()).include
+    submitted = submit_retry(submitter(request), tenant_id=tenant.id, job=job, include=include)
     mark(response, submitted)
     return job_out(submitted.job)

@@ -4,13 +4,14 @@ one endpoint; when it ends, a worker writes its output and error files."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
+from api.deps import STRICT_QUERY, CallerDep, SessionDep, TenantDep, found, page_of
 from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.json_route import OrjsonRoute
 from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
@@ -19,10 +20,12 @@ from api.openapi_links import BATCH_LINKS, linked
 from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.db import read_session, write_session
 from core.errors import Conflict, shown
+from core.store.audit import BATCH_CANCEL, Actor, cancel_recorded
 from core.store.idempotency import IdempotencyClaim
-from core.store.jobs import cancel_job, get_job, list_jobs
+from core.store.jobs import get_job, list_jobs
 from core.submit.idempotency import submit_once
 from core.submit.openai_batches import submit_batch
 from core.tables import Job
@@ -74,9 +77,8 @@ def create_batch(
 
 def _load(session: Session, tenant_id: str, batch_id: str) -> Job:
     job = get_job(session=session, tenant_id=tenant_id, job_id=batch_id)
-    return found(
-        job if job and job.endpoint else None, f"no batch {shown(batch_id)}", param="batch_id"
-    )
+    is_batch = job is not None and job.endpoint not in (None, MESSAGES_ENDPOINT)
+    return found(job if is_batch else None, f"no batch {shown(batch_id)}", param="batch_id")
 
 
 @router.get("", response_model=BatchList, summary="List your batches, newest first")
@@ -107,11 +109,11 @@ def retrieve_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> Bat
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut, summary="Cancel a batch")
-def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut:
+def cancel_batch(batch_id: str, caller: CallerDep, request: Request) -> BatchOut:
     """`cancelling` until running requests stop and the files of what finished are
     written, then `cancelled`; requests that never ran are in the error file."""
     with read_session(request.app.state.settings.database_url) as session:
-        job = _load(session, tenant.id, batch_id)
+        job = _load(session, caller.tenant.id, batch_id)
     if job.status in (states.COMPLETED, states.FAILED, states.EXPIRED):
         raise Conflict(
             f"the batch is {job.status}; only an unfinished batch can be cancelled",
@@ -120,7 +122,14 @@ def cancel_batch(batch_id: str, tenant: TenantDep, request: Request) -> BatchOut
         )
     with write_session(request.app.state.settings.database_url) as session:
         cancelled = found(
-            cancel_job(session=session, tenant_id=tenant.id, job_id=batch_id),
+            cancel_recorded(
+                session=session,
+                tenant_id=caller.tenant.id,
+                job_id=batch_id,
+                actor=Actor(name=caller.key_id, tenant_id=caller.tenant.id),
+                action=BATCH_CANCEL,
+                now=time.time(),
+            ),
             f"no batch {shown(batch_id)}",
             param="batch_id",
         )

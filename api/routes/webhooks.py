@@ -9,6 +9,7 @@ from api.json_route import OrjsonRoute
 from api.routes.jobs import readable_by
 from api.schemas import ERROR_RESPONSES
 from api.webhook_schemas import WebhookDeliveryList, delivery_list
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.errors import shown
 from core.store.jobs import get_job
 from core.store.webhook_outbox import job_deliveries
@@ -49,7 +50,6 @@ def batch_webhook_deliveries(
 ) -> WebhookDeliveryList:
     """The batch's end event (if a webhook was set), with each attempt's status or error."""
     job = get_job(session=session, tenant_id=tenant.id, job_id=batch_id)
-    batch = found(
-        job if job and job.endpoint else None, f"no batch {shown(batch_id)}", param="batch_id"
-    )
+    is_batch = job is not None and job.endpoint not in (None, MESSAGES_ENDPOINT)
+    batch = found(job if is_batch else None, f"no batch {shown(batch_id)}", param="batch_id")
     return delivery_list(job_deliveries(session=session, job_id=batch.id))

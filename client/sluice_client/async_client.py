@@ -1,48 +1,46 @@
-"""`AsyncClient`: the client for asyncio (or trio) code, with Client's surface awaited."""
+"""`AsyncClient`: the client for asyncio (or trio) code, with Client's surface awaited. It
+sends the same plans and flows as Client (endpoints.py, flows.py), over an
+httpx.AsyncClient."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
 
-from sluice_client import endpoints, submission
+from sluice_client import endpoints, flows, submission
 from sluice_client.async_jobs import AsyncJob
-from sluice_client.calls import (
-    Call,
-    connection_error,
-    delay_after_error,
-    delay_after_transport_error,
-)
-from sluice_client.config import INLINE_MAX_BYTES, INLINE_MAX_ITEMS, ClientConfig
-from sluice_client.errors import error_from_response
-from sluice_client.inputs import (
-    InputSource,
-    ain_blocks,
-    aitem_lines,
-    input_path,
-    item_lines,
-    path_blocks,
-)
+from sluice_client.attempts import connection_error
+from sluice_client.base_client import BaseClient
+from sluice_client.inputs import InputSource, ain_blocks, aitem_lines, item_lines, path_blocks
 from sluice_client.lines import asplit_lines
 from sluice_client.multipart import amultipart_blocks
+from sluice_client.plans import Flow, Plan, ReadInline, Upload
 from sluice_client.resources import File
 
-
-async def _aiter(lines: Iterable[bytes]) -> AsyncIterator[bytes]:
-    for line in lines:
-        yield line
+T = TypeVar("T")
 
 
-async def _chain(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _aiter(items: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _chain(
+    head: Iterable[bytes], rest: Iterable[bytes] | AsyncIterable[bytes]
+) -> AsyncIterator[bytes]:
     for line in head:
         yield line
-    async for line in rest:
+    async for line in _aiter(rest):
         yield line
 
 
@@ -54,72 +52,72 @@ async def _file_blocks(path: Path) -> AsyncIterator[bytes]:
         yield block
 
 
-class AsyncClient:
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """A sluice API and a key, for async code: Client's methods, awaited (and async
     iterators where Client's return iterators). Use `async with`, or `await close()`."""
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float | None = 60.0,
-        max_retries: int = 3,
-        max_retry_wait: float = 60.0,
-        inline_max_items: int = INLINE_MAX_ITEMS,
-        inline_max_bytes: int = INLINE_MAX_BYTES,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.config = ClientConfig.resolve(
-            base_url,
-            api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            inline_max_items=inline_max_items,
-            inline_max_bytes=inline_max_bytes,
-        )
-        self._headers = self.config.headers()
-        # A caller's own httpx client (proxies, transports, a test client) is used as it
-        # is: requests are made to full URLs with the key's header added to each.
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+    def _new_http(self, timeout: float | None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=timeout)
 
-    def _request(self, call: Call) -> httpx.Request:
-        return call.build(self._http, self.config.base_url, self._headers)
+    # --- transport: plans and flows over httpx.AsyncClient ----------------------------
 
-    async def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
-        """The answer to a call, retried as the policy allows; an error answer raises."""
-        retry = 0
+    async def _send(self, plan: Plan[Any], *, stream: bool = False) -> httpx.Response:
+        """The answer to a plan, retried as the policy allows; an error answer raises."""
+        attempts = self._attempts(plan)
         while True:
-            retry += 1
+            body = self._upload_body(plan.upload) if plan.upload is not None else None
+            request = attempts.request(self._http, body)
             try:
-                response = await self._http.send(self._request(call), stream=stream)
+                response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                delay = delay_after_transport_error(call, exc, retry, self.config.retry)
-                if delay is None:
-                    raise connection_error(exc, self.config.base_url) from exc
-                await anyio.sleep(delay)
+                await anyio.sleep(attempts.wait_after_transport_error(exc))
                 continue
             if response.status_code < 400:
                 return response
             try:
-                body = await response.aread()
+                error_body = await response.aread()
             finally:
                 await response.aclose()
-            error = error_from_response(response.status_code, body, response.headers)
-            delay = delay_after_error(call, error, retry, self.config.retry)
-            if delay is None:
-                raise error
-            await anyio.sleep(delay)
+            await anyio.sleep(
+                attempts.wait_after_error(response.status_code, error_body, response.headers)
+            )
 
-    async def _json(self, call: Call) -> Any:
-        return (await self._send(call)).json()
+    async def _run(self, plan: Plan[T]) -> T:
+        return plan.parse(await self._send(plan))
 
-    async def _blocks(self, call: Call) -> AsyncIterator[bytes]:
+    async def _drive(self, flow: Flow[T]) -> T:
+        """A flow's result, each of its steps answered in turn."""
+        answer: Any = None
+        try:
+            while True:
+                step = flow.send(answer)
+                if isinstance(step, ReadInline):
+                    answer = await self._read(step)
+                else:
+                    answer = await self._run(step)
+        except StopIteration as end:
+            return end.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    async def _read(
+        self, step: ReadInline
+    ) -> tuple[list[bytes], bytes | None, AsyncIterator[bytes]]:
+        """Inputs (async or not) as JSONL lines, read while they fit inline; the rest left
+        unread."""
+        if isinstance(step.inputs, AsyncIterable):
+            lines = aitem_lines(step.inputs)
+        else:
+            lines = _aiter(item_lines(step.inputs))
+        taken, overflow = await submission.atake_inline(
+            lines, max_items=step.max_items, max_bytes=step.max_bytes
+        )
+        return taken, overflow, lines
+
+    async def _blocks(self, plan: Plan[Any]) -> AsyncIterator[bytes]:
         """A streamed answer's body in blocks (a connection lost midway raises
         APIConnectionError: a stream cannot resume where it broke)."""
-        response = await self._send(call, stream=True)
+        response = await self._send(plan, stream=True)
         try:
             async for block in response.aiter_bytes():
                 yield block
@@ -127,6 +125,25 @@ class AsyncClient:
             raise connection_error(exc, self.config.base_url) from exc
         finally:
             await response.aclose()
+
+    async def _pages(self, pages: endpoints.Pages) -> AsyncIterator[dict[str, Any]]:
+        """A list's items, page after page."""
+        while (plan := pages.next_call()) is not None:
+            for data in pages.take(await self._run(plan)):
+                yield data
+
+    def _upload_body(self, upload: Upload) -> AsyncIterator[bytes]:
+        """An upload's multipart body, streamed (a path is read again for each attempt, on
+        a worker thread)."""
+        if upload.path is not None:
+            blocks = _file_blocks(upload.path)
+        else:
+            blocks = ain_blocks(_chain(upload.head, upload.lines))
+        return amultipart_blocks(
+            blocks, boundary=upload.boundary, filename=upload.filename, fields=upload.fields
+        )
+
+    # --- jobs ------------------------------------------------------------------------
 
     async def submit(
         self,
@@ -149,26 +166,8 @@ class AsyncClient:
             metadata=metadata,
             expires_after=expires_after,
         )
-        submission.check_on_invalid(on_invalid)
-        path = input_path(inputs)
-        if path is not None:
-            if upload is False:
-                raise ValueError("a path is always uploaded as a file; pass its inputs instead")
-            return await self._file_job(options, (await self.upload_file(path)).id, on_invalid)
-        if isinstance(inputs, AsyncIterable):
-            lines = aitem_lines(inputs)
-        else:
-            lines = _aiter(item_lines(inputs))  # type: ignore[arg-type]
-        if upload:
-            return await self._file_job(options, (await self._upload_lines(lines)).id, on_invalid)
-        max_items, max_bytes = self.config.inline_limits(upload)
-        taken, overflow = await submission.atake_inline(
-            lines, max_items=max_items, max_bytes=max_bytes
-        )
-        if overflow is None:
-            return AsyncJob(self, await self._json(endpoints.inline_job(options, taken)))
-        uploaded = await self._upload_lines(_chain([*taken, overflow], lines))
-        return await self._file_job(options, uploaded.id, on_invalid)
+        flow = flows.submit(self.config, options, inputs, on_invalid=on_invalid, upload=upload)
+        return AsyncJob(self, await self._drive(flow))
 
     async def submit_file(
         self,
@@ -189,31 +188,41 @@ class AsyncClient:
             metadata=metadata,
             expires_after=expires_after,
         )
-        return await self._file_job(options, file_id, on_invalid)
-
-    async def _file_job(self, options: dict[str, Any], file_id: str, on_invalid: str) -> AsyncJob:
-        return AsyncJob(self, await self._json(endpoints.file_job(options, file_id, on_invalid)))
+        return AsyncJob(self, await self._run(endpoints.file_job(options, file_id, on_invalid)))
 
     async def get_job(self, job_id: str, *, wait: float = 0) -> AsyncJob:
         """A job; with `wait`, long-polled up to that many seconds for a change."""
-        return AsyncJob(self, await self._json(endpoints.get_job(self.config, job_id, wait)))
+        return AsyncJob(self, await self._run(endpoints.get_job(self.config, job_id, wait)))
 
     async def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> AsyncIterator[AsyncJob]:
-        """Your jobs, newest first, page after page (up to `limit`)."""
-        pages = endpoints.job_pages(limit, page_size, tenant)
-        while (call := pages.next_call()) is not None:
-            for data in pages.take(await self._json(call)):
-                yield AsyncJob(self, data)
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given."""
+        pages = endpoints.job_pages(limit, page_size, tenant, status, model)
+        async for data in self._pages(pages):
+            yield AsyncJob(self, data)
+
+    async def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        async for data in self._pages(endpoints.batch_pages(limit, page_size)):
+            yield data
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
         """Cancel a job."""
-        return AsyncJob(self, await self._json(endpoints.cancel_job(job_id)))
+        return AsyncJob(self, await self._run(endpoints.cancel_job(job_id)))
 
-    async def retry_job(self, job_id: str) -> AsyncJob:
-        """A new job of a finished job's failed items."""
-        return AsyncJob(self, await self._json(endpoints.retry_job(job_id)))
+    async def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> AsyncJob:
+        """A new job of a finished job's failed items (and `include`d kinds)."""
+        return AsyncJob(self, await self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False
@@ -232,6 +241,8 @@ class AsyncClient:
         async for line in self.result_lines(job_id, only_failed=only_failed):
             yield json.loads(line)
 
+    # --- files -----------------------------------------------------------------------
+
     async def upload_file(
         self,
         source: str | Path | Iterable[bytes] | AsyncIterable[bytes],
@@ -241,63 +252,33 @@ class AsyncClient:
         expires_after: int | None = None,
     ) -> File:
         """Upload a JSONL file, streamed (as Client.upload_file)."""
-        fields = submission.upload_fields(purpose, expires_after)
-        path = input_path(source)
-        if path is None:
-            lines = source if isinstance(source, AsyncIterable) else _aiter(source)  # type: ignore[arg-type]
-            return await self._upload_lines(lines, fields=fields, filename=filename)
-        call = endpoints.upload(
-            self.config,
-            lambda: _file_blocks(path),
-            replayable=True,
-            fields=fields,
-            filename=filename or path.name,
-            multipart=amultipart_blocks,
+        upload = endpoints.upload_of(
+            source, purpose=purpose, filename=filename, expires_after=expires_after
         )
-        return File.from_api(await self._json(call))
-
-    async def _upload_lines(
-        self,
-        lines: AsyncIterable[bytes],
-        *,
-        fields: dict[str, str] | None = None,
-        filename: str | None = None,
-    ) -> File:
-        blocks = ain_blocks(lines)
-        call = endpoints.upload(
-            self.config,
-            lambda: blocks,
-            replayable=False,
-            fields=fields or submission.upload_fields("jobs", None),
-            filename=filename or "inputs.jsonl",
-            multipart=amultipart_blocks,
-        )
-        return File.from_api(await self._json(call))
+        return await self._run(endpoints.upload_file(self.config, upload))
 
     async def list_files(
         self, *, purpose: str | None = None, limit: int | None = None, page_size: int = 100
     ) -> AsyncIterator[File]:
         """Your files, newest first, page after page (up to `limit`)."""
-        pages = endpoints.file_pages(limit, page_size, purpose)
-        while (call := pages.next_call()) is not None:
-            for data in pages.take(await self._json(call)):
-                yield File.from_api(data)
+        async for data in self._pages(endpoints.file_pages(limit, page_size, purpose)):
+            yield File.from_api(data)
 
     async def get_file(self, file_id: str) -> File:
         """A file's metadata."""
-        return File.from_api(await self._json(endpoints.file_call("GET", file_id)))
+        return await self._run(endpoints.get_file(file_id))
 
     async def delete_file(self, file_id: str) -> None:
         """Delete a file."""
-        await (await self._send(endpoints.file_call("DELETE", file_id))).aclose()
+        await self._run(endpoints.delete_file(file_id))
 
     def file_content(self, file_id: str) -> AsyncIterator[bytes]:
         """A file's bytes as uploaded, streamed in blocks."""
-        return self._blocks(endpoints.file_call("GET", file_id, "/content"))
+        return self._blocks(endpoints.file_content(file_id))
 
     async def list_models(self) -> list[dict[str, Any]]:
         """Each model's task, output size, limits and live workers."""
-        return list((await self._json(endpoints.list_models()))["data"])
+        return await self._run(endpoints.list_models())
 
     async def close(self) -> None:
         """Close the connections (not those of an http_client given to the constructor)."""

@@ -1,33 +1,32 @@
-"""`Client`: the synchronous client of one sluice API with one key."""
+"""`Client`: the synchronous client of one sluice API with one key. It sends the plans of
+endpoints.py and flows.py over an httpx.Client; what to send, when to retry and how an
+answer reads are decided there, once for both clients."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from sluice_client import endpoints, submission
-from sluice_client.calls import (
-    Call,
-    connection_error,
-    delay_after_error,
-    delay_after_transport_error,
-)
-from sluice_client.config import INLINE_MAX_BYTES, INLINE_MAX_ITEMS, ClientConfig
-from sluice_client.errors import error_from_response
-from sluice_client.inputs import InputSource, in_blocks, input_path, item_lines, path_blocks
+from sluice_client import endpoints, flows, submission
+from sluice_client.attempts import connection_error
+from sluice_client.base_client import BaseClient
+from sluice_client.inputs import InputSource, in_blocks, item_lines, path_blocks
 from sluice_client.jobs import Job
 from sluice_client.lines import split_lines
 from sluice_client.multipart import multipart_blocks
+from sluice_client.plans import Flow, Plan, ReadInline, Upload
 from sluice_client.resources import File
 
+T = TypeVar("T")
 
-class Client:
+
+class Client(BaseClient[httpx.Client]):
     """A sluice API and a key: submit jobs, follow them, fetch results, manage files.
 
     `base_url` and `api_key` default to SLUICE_API_URL and SLUICE_API_KEY. Answers 429 and
@@ -35,76 +34,80 @@ class Client:
     wait than `max_retry_wait` raises at once), and so are broken connections where sending
     twice is harmless. Errors raise SluiceError subclasses carrying the server's code."""
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float | None = 60.0,
-        max_retries: int = 3,
-        max_retry_wait: float = 60.0,
-        inline_max_items: int = INLINE_MAX_ITEMS,
-        inline_max_bytes: int = INLINE_MAX_BYTES,
-        http_client: httpx.Client | None = None,
-    ) -> None:
-        self.config = ClientConfig.resolve(
-            base_url,
-            api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_retry_wait=max_retry_wait,
-            inline_max_items=inline_max_items,
-            inline_max_bytes=inline_max_bytes,
-        )
-        self._headers = self.config.headers()
-        # A caller's own httpx client (proxies, transports, a test client) is used as it
-        # is: requests are made to full URLs with the key's header added to each.
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
+    def _new_http(self, timeout: float | None) -> httpx.Client:
+        return httpx.Client(timeout=timeout)
 
-    # --- transport -------------------------------------------------------------------
+    # --- transport: plans and flows over httpx.Client ---------------------------------
 
-    def _request(self, call: Call) -> httpx.Request:
-        return call.build(self._http, self.config.base_url, self._headers)
-
-    def _send(self, call: Call, *, stream: bool = False) -> httpx.Response:
-        """The answer to a call, retried as the policy allows; an error answer raises."""
-        retry = 0
+    def _send(self, plan: Plan[Any], *, stream: bool = False) -> httpx.Response:
+        """The answer to a plan, retried as the policy allows; an error answer raises."""
+        attempts = self._attempts(plan)
         while True:
-            retry += 1
+            body = self._upload_body(plan.upload) if plan.upload is not None else None
+            request = attempts.request(self._http, body)
             try:
-                response = self._http.send(self._request(call), stream=stream)
+                response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                delay = delay_after_transport_error(call, exc, retry, self.config.retry)
-                if delay is None:
-                    raise connection_error(exc, self.config.base_url) from exc
-                time.sleep(delay)
+                time.sleep(attempts.wait_after_transport_error(exc))
                 continue
             if response.status_code < 400:
                 return response
             try:
-                body = response.read()
+                error_body = response.read()
             finally:
                 response.close()
-            error = error_from_response(response.status_code, body, response.headers)
-            delay = delay_after_error(call, error, retry, self.config.retry)
-            if delay is None:
-                raise error
-            time.sleep(delay)
+            time.sleep(
+                attempts.wait_after_error(response.status_code, error_body, response.headers)
+            )
 
-    def _json(self, call: Call) -> Any:
-        return self._send(call).json()
+    def _run(self, plan: Plan[T]) -> T:
+        return plan.parse(self._send(plan))
 
-    def _blocks(self, call: Call) -> Iterator[bytes]:
+    def _drive(self, flow: Flow[T]) -> T:
+        """A flow's result, each of its steps answered in turn."""
+        answer: Any = None
+        try:
+            while True:
+                step = flow.send(answer)
+                answer = self._read(step) if isinstance(step, ReadInline) else self._run(step)
+        except StopIteration as end:
+            return end.value  # type: ignore[no-any-return]
+        finally:
+            flow.close()
+
+    def _read(self, step: ReadInline) -> tuple[list[bytes], bytes | None, Iterator[bytes]]:
+        """Inputs as JSONL lines, read while they fit inline; the rest left unread."""
+        lines = item_lines(step.inputs)
+        taken, overflow = submission.take_inline(
+            lines, max_items=step.max_items, max_bytes=step.max_bytes
+        )
+        return taken, overflow, lines
+
+    def _blocks(self, plan: Plan[Any]) -> Iterator[bytes]:
         """A streamed answer's body in blocks (a connection lost midway raises
         APIConnectionError: a stream cannot resume where it broke)."""
-        response = self._send(call, stream=True)
+        response = self._send(plan, stream=True)
         try:
             yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise connection_error(exc, self.config.base_url) from exc
         finally:
             response.close()
+
+    def _pages(self, pages: endpoints.Pages) -> Iterator[dict[str, Any]]:
+        """A list's items, page after page."""
+        while (plan := pages.next_call()) is not None:
+            yield from pages.take(self._run(plan))
+
+    def _upload_body(self, upload: Upload) -> Iterator[bytes]:
+        """An upload's multipart body, streamed (a path is read again for each attempt)."""
+        if upload.path is not None:
+            blocks = path_blocks(upload.path)
+        else:
+            blocks = in_blocks(chain(upload.head, upload.lines))  # type: ignore[arg-type]
+        return multipart_blocks(
+            blocks, boundary=upload.boundary, filename=upload.filename, fields=upload.fields
+        )
 
     # --- jobs ------------------------------------------------------------------------
 
@@ -136,21 +139,8 @@ class Client:
             metadata=metadata,
             expires_after=expires_after,
         )
-        submission.check_on_invalid(on_invalid)
-        path = input_path(inputs)
-        if path is not None:
-            if upload is False:
-                raise ValueError("a path is always uploaded as a file; pass its inputs instead")
-            return self._file_job(options, self.upload_file(path).id, on_invalid)
-        lines = item_lines(inputs)  # type: ignore[arg-type]
-        if upload:
-            return self._file_job(options, self._upload_lines(lines).id, on_invalid)
-        max_items, max_bytes = self.config.inline_limits(upload)
-        taken, overflow = submission.take_inline(lines, max_items=max_items, max_bytes=max_bytes)
-        if overflow is None:
-            return Job(self, self._json(endpoints.inline_job(options, taken)))
-        uploaded = self._upload_lines(chain(taken, [overflow], lines))
-        return self._file_job(options, uploaded.id, on_invalid)
+        flow = flows.submit(self.config, options, inputs, on_invalid=on_invalid, upload=upload)
+        return Job(self, self._drive(flow))
 
     def submit_file(
         self,
@@ -171,33 +161,42 @@ class Client:
             metadata=metadata,
             expires_after=expires_after,
         )
-        return self._file_job(options, file_id, on_invalid)
-
-    def _file_job(self, options: dict[str, Any], file_id: str, on_invalid: str) -> Job:
-        return Job(self, self._json(endpoints.file_job(options, file_id, on_invalid)))
+        return Job(self, self._run(endpoints.file_job(options, file_id, on_invalid)))
 
     def get_job(self, job_id: str, *, wait: float = 0) -> Job:
         """A job; with `wait`, the server holds the answer up to that many seconds until
         its status or counts change (a long-poll)."""
-        return Job(self, self._json(endpoints.get_job(self.config, job_id, wait)))
+        return Job(self, self._run(endpoints.get_job(self.config, job_id, wait)))
 
     def list_jobs(
-        self, *, limit: int | None = None, page_size: int = 100, tenant: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        page_size: int = 100,
+        tenant: str | None = None,
+        status: str | None = None,
+        model: str | None = None,
     ) -> Iterator[Job]:
-        """Your jobs, newest first, page after page (up to `limit`); an admin key may name
-        a `tenant` (else it sees every tenant's)."""
-        pages = endpoints.job_pages(limit, page_size, tenant)
-        while (call := pages.next_call()) is not None:
-            for data in pages.take(self._json(call)):
-                yield Job(self, data)
+        """Your jobs, newest first, page after page (up to `limit`), of one `status` or
+        `model` when given; an admin key may name a `tenant` (else it sees every tenant's)."""
+        for data in self._pages(endpoints.job_pages(limit, page_size, tenant, status, model)):
+            yield Job(self, data)
+
+    def list_batches(
+        self, *, limit: int | None = None, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """Your OpenAI-compatible batches (as OpenAI's batch objects), newest first."""
+        yield from self._pages(endpoints.batch_pages(limit, page_size))
 
     def cancel_job(self, job_id: str) -> Job:
         """Cancel a job: unstarted work at once, running work within a micro-batch."""
-        return Job(self, self._json(endpoints.cancel_job(job_id)))
+        return Job(self, self._run(endpoints.cancel_job(job_id)))
 
-    def retry_job(self, job_id: str) -> Job:
-        """A new job of a finished job's failed items (ConflictError when none failed)."""
-        return Job(self, self._json(endpoints.retry_job(job_id)))
+    def retry_job(self, job_id: str, *, include: Sequence[str] | None = None) -> Job:
+        """A new job of a finished job's failed items (ConflictError when none failed);
+        `include=["failed", "cancelled"]` also runs the items a cancel kept from running,
+        where the server supports it."""
+        return Job(self, self._run(endpoints.retry_job(job_id, include)))
 
     def download_results(
         self, job_id: str, *, format: str = "jsonl", only_failed: bool = False
@@ -227,62 +226,33 @@ class Client:
         """Upload a JSONL file, streamed: a path (a text file is sent as an input a line),
         or an iterable of JSONL bytes (lines that end in a newline, or blocks of them). The
         server checks every line; a bad one raises InvalidRequestError with its `line`."""
-        fields = submission.upload_fields(purpose, expires_after)
-        path = input_path(source)
-        if path is None:
-            return self._upload_lines(source, fields=fields, filename=filename)  # type: ignore[arg-type]
-        call = endpoints.upload(
-            self.config,
-            lambda: path_blocks(path),
-            replayable=True,  # the file is read again for a second attempt
-            fields=fields,
-            filename=filename or path.name,
-            multipart=multipart_blocks,
+        upload = endpoints.upload_of(
+            source, purpose=purpose, filename=filename, expires_after=expires_after
         )
-        return File.from_api(self._json(call))
-
-    def _upload_lines(
-        self,
-        lines: Iterable[bytes],
-        *,
-        fields: dict[str, str] | None = None,
-        filename: str | None = None,
-    ) -> File:
-        blocks = in_blocks(lines)
-        call = endpoints.upload(
-            self.config,
-            lambda: blocks,
-            replayable=False,  # an iterator is read once: never sent twice
-            fields=fields or submission.upload_fields("jobs", None),
-            filename=filename or "inputs.jsonl",
-            multipart=multipart_blocks,
-        )
-        return File.from_api(self._json(call))
+        return self._run(endpoints.upload_file(self.config, upload))
 
     def list_files(
         self, *, purpose: str | None = None, limit: int | None = None, page_size: int = 100
     ) -> Iterator[File]:
         """Your files, newest first, page after page (up to `limit`)."""
-        pages = endpoints.file_pages(limit, page_size, purpose)
-        while (call := pages.next_call()) is not None:
-            for data in pages.take(self._json(call)):
-                yield File.from_api(data)
+        for data in self._pages(endpoints.file_pages(limit, page_size, purpose)):
+            yield File.from_api(data)
 
     def get_file(self, file_id: str) -> File:
         """A file's metadata."""
-        return File.from_api(self._json(endpoints.file_call("GET", file_id)))
+        return self._run(endpoints.get_file(file_id))
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file (ConflictError while a job validates it)."""
-        self._send(endpoints.file_call("DELETE", file_id)).close()
+        self._run(endpoints.delete_file(file_id))
 
     def file_content(self, file_id: str) -> Iterator[bytes]:
         """A file's bytes as uploaded, streamed in blocks."""
-        return self._blocks(endpoints.file_call("GET", file_id, "/content"))
+        return self._blocks(endpoints.file_content(file_id))
 
     def list_models(self) -> list[dict[str, Any]]:
         """Each model's task, output size, limits and live workers."""
-        return list(self._json(endpoints.list_models())["data"])
+        return self._run(endpoints.list_models())
 
     def close(self) -> None:
         """Close the connections (not those of an http_client given to the constructor)."""

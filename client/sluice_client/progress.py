@@ -136,8 +136,9 @@ class RichProgress:
 
     def close(self) -> None:
         """Stop the live display, leaving the bar's last state."""
-        if self.task is not None:
-            self.bar.stop()
+        # Also when update() was interrupted (Ctrl-C) between starting the display and
+        # adding its task: a display left running keeps stderr redirected into it.
+        self.bar.stop()
 
 
 def job_progress(enabled: bool, stream: TextIO | None = None) -> JobProgress:

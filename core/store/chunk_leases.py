@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import states
 from core.codec import InputRecord, unpack_inputs_with_counts
 from core.store.jobs import settle_job_status
+from core.store.stored_bytes import add_job_stored_bytes
 from core.tables import Chunk, Job
 
 
@@ -186,6 +187,7 @@ def complete_chunk(
             updated_at=now,
         )
     )
+    add_job_stored_bytes(session=session, job_id=work.job_id, delta=len(outputs))
     settle_job_status(session=session, job_id=work.job_id, now=now)
     return True
 

@@ -39,12 +39,18 @@ def queued_count(*, session: Session, model: str) -> int:
 
 def _next_job(session: Session, model: str) -> tuple[str, str] | None:
     """The job to serve next: highest priority, then the least recently served tenant,
-    then that tenant's least recently served job (round-robin at both levels)."""
+    then that tenant's least recently served job (round-robin at both levels). A disabled
+    tenant's jobs wait, their chunks pending, until it is enabled again."""
     has_pending = exists().where(Chunk.job_id == Job.id, Chunk.status == states.C_PENDING)
     row = session.execute(
         select(Job.id, Job.tenant_id)
         .join(Tenant, Tenant.id == Job.tenant_id)
-        .where(Job.model == model, Job.status.in_(states.JOB_ACTIVE), has_pending)
+        .where(
+            Job.model == model,
+            Job.status.in_(states.JOB_ACTIVE),
+            Tenant.disabled_at.is_(None),
+            has_pending,
+        )
         .order_by(
             Job.priority.desc(),
             func.coalesce(Tenant.last_dispatched_at, 0.0),

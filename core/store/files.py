@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.ids import new_id
+from core.store.stored_bytes import add_stored_bytes
 from core.tables import File
 
 UPLOADING = "uploading"
@@ -64,6 +65,7 @@ def finish_file(
     row.bytes, row.lines, row.sha256 = written.size, written.lines, written.digest.hexdigest()
     row.expires_at = row.created_at + expires_after_seconds
     session.flush()
+    add_stored_bytes(session=session, tenant_id=row.tenant_id, delta=row.bytes)
     return row
 
 
@@ -99,6 +101,8 @@ def forget_file(*, session: Session, file_id: str) -> File | None:
     if row is not None:
         session.delete(row)
         session.flush()
+        if row.status == PROCESSED:  # an unfinished upload was never counted
+            add_stored_bytes(session=session, tenant_id=row.tenant_id, delta=-row.bytes)
     return row
 
 

@@ -23,6 +23,12 @@ from core.store.job_tasks import (
     update_if_task_held,
 )
 from core.store.jobs import settle_job_status
+from core.store.stored_bytes import (
+    add_job_stored_bytes,
+    release_sizes,
+    result_sizes,
+    results_size,
+)
 from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
 from core.webhooks.targets import WebhookTarget
@@ -103,7 +109,9 @@ def load_ingest(*, session: Session, job_id: str, token: str) -> Job | None:
 
 def clear_chunks(*, session: Session, job_id: str) -> None:
     """Remove what an earlier, interrupted ingest wrote."""
+    sizes = result_sizes(session=session, where=Chunk.job_id == job_id)
     session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+    release_sizes(session=session, sizes=sizes)
 
 
 def add_chunks(
@@ -120,6 +128,8 @@ def add_chunks(
         return False
     if rows:
         session.execute(insert(Chunk), [{**row, "job_id": job_id} for row in rows])
+        # The error lines of invalid items are results from the start.
+        add_job_stored_bytes(session=session, job_id=job_id, delta=results_size(rows))
     return True
 
 

@@ -11,7 +11,9 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id
+from core.store.stored_bytes import release_sizes, result_sizes
 from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
 from core.webhooks.targets import WebhookTarget
@@ -108,7 +110,7 @@ def list_jobs(
         q = q.where(Job.tenant_id == tenant_id)
         cursor_q = cursor_q.where(Job.tenant_id == tenant_id)
     if batches_only:
-        q = q.where(Job.endpoint.is_not(None))
+        q = q.where(Job.endpoint.is_not(None), Job.endpoint != MESSAGES_ENDPOINT)
     if status is not None:
         q = q.where(Job.status == status)
     if model is not None:
@@ -163,7 +165,10 @@ def settle_job_status(*, session: Session, job_id: str, now: float) -> str | Non
         if target == states.IN_PROGRESS:
             values["started_at"] = now
         ends_as = states.finalizing_instead(
-            target, has_files=endpoint is not None, finish_as=finish_as
+            # A message batch's results are rendered when they are read: no files.
+            target,
+            has_files=endpoint not in (None, MESSAGES_ENDPOINT),
+            finish_as=finish_as,
         )
         if ends_as is not None:  # a batch writes its files first (worker/openai_finalize.py)
             target = states.FINALIZING
@@ -214,7 +219,9 @@ def stop_job(*, session: Session, job: Job, now: float, ends_as: str) -> Job:
             job.cancelled_at = now
         job.task_token = job.task_expires_at = None
         session.flush()
+        sizes = result_sizes(session=session, where=Chunk.job_id == job_id)
         session.execute(delete(Chunk).where(Chunk.job_id == job_id))
+        release_sizes(session=session, sizes=sizes)
         enqueue_job_event(session=session, job_id=job_id, now=now)
         return job
     job.status, job.updated_at = states.CANCELLING, now

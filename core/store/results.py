@@ -1,14 +1,15 @@
-"""Reading a job's results: its result lines in input order, and its failed items (for a
-retry), both one bucket at a time."""
+"""Reading a job's results: its result lines in input order, and the items a retry runs
+again (failed, or never run because the job was cancelled), both one bucket at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core import states
 from core.codec import InputRecord, merge_in_order, unpack_inputs, unpack_lines
 from core.jsonl import in_blocks
 from core.result_lines import is_failure, result_index
@@ -45,30 +46,44 @@ def stream_results(
         )
 
 
-def failed_windows(
-    *, session_factory: Callable[[], AbstractContextManager[Session]], job_id: str
+def retry_windows(
+    *,
+    session_factory: Callable[[], AbstractContextManager[Session]],
+    job_id: str,
+    failed: bool = True,
+    cancelled: bool = False,
 ) -> Iterator[list[InputRecord]]:
-    """A job's failed items as (index, custom_id, input), one bucket (a window of the job's
-    input order) at a time, each in input order: a retry holds one window, never the job.
-    Items that failed validation have no runnable input and are left out."""
+    """A job's items to run again as (index, custom_id, input), one bucket (a window of
+    the job's input order) at a time, each in input order, so a retry holds one window and
+    never the job: its failed items (not those that failed validation: their input cannot
+    run) and, with `cancelled`, the items of its cancelled chunks (they never ran: a chunk
+    stopped mid-way keeps no results)."""
+    wanted = [Chunk.failed > 0] if failed else []
+    if cancelled:
+        wanted.append(Chunk.status == states.C_CANCELLED)
+    if not wanted:
+        return
     after = -1
     while True:
         with session_factory() as session:  # one short session per bucket
             bucket = session.scalar(
                 select(func.min(Chunk.bucket)).where(
-                    Chunk.job_id == job_id, Chunk.failed > 0, Chunk.bucket > after
+                    Chunk.job_id == job_id, Chunk.bucket > after, or_(*wanted)
                 )
             )
             if bucket is None:
                 return
             rows = session.execute(
-                select(Chunk.inputs, Chunk.outputs).where(
-                    Chunk.job_id == job_id, Chunk.bucket == bucket, Chunk.failed > 0
+                select(Chunk.status, Chunk.inputs, Chunk.outputs).where(
+                    Chunk.job_id == job_id, Chunk.bucket == bucket, or_(*wanted)
                 )
             ).all()
         after = bucket
         window: list[InputRecord] = []
-        for inputs, outputs in rows:
+        for status, inputs, outputs in rows:
+            if cancelled and status == states.C_CANCELLED:
+                window += unpack_inputs(inputs)
+                continue
             records = {r[0]: r for r in unpack_inputs(inputs)}
             for line in unpack_lines(outputs or b""):
                 if is_failure(line):

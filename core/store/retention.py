@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.store.files import expired_files, forget_file
+from core.store.stored_bytes import release_sizes, result_sizes
 from core.tables import Chunk, Job
 
 
@@ -17,8 +18,10 @@ def delete_expired_jobs(*, session: Session, now: float, limit: int = 100) -> in
         )
     )
     if ids:
+        sizes = result_sizes(session=session, where=Chunk.job_id.in_(ids))
         session.execute(delete(Chunk).where(Chunk.job_id.in_(ids)))
         session.execute(delete(Job).where(Job.id.in_(ids)))
+        release_sizes(session=session, sizes=sizes)
     return len(ids)
 
 

@@ -14,6 +14,7 @@ from core.result_lines import error_line
 from core.store.chunk_leases import affected_rows
 from core.store.isolation import others_succeeded, split_chunk
 from core.store.jobs import settle_job_status
+from core.store.stored_bytes import add_job_stored_bytes
 from core.tables import Chunk, Job
 
 
@@ -31,14 +32,14 @@ def _fail_chunk(session: Session, chunk: Chunk, now: float) -> bool:
     """Fail every item of a chunk that ran out of attempts; count them once."""
     records = unpack_inputs(chunk.inputs)
     message = f"the chunk holding this item failed {chunk.attempts} times (worker lost)"
-    lines = (error_line(i, cid, "attempts_exhausted", message) for i, cid, _ in records)
+    outputs = pack_lines(error_line(i, cid, "attempts_exhausted", message) for i, cid, _ in records)
     failed = affected_rows(
         session,
         update(Chunk)
         .where(_still_expired(chunk, now))
         .values(
             status=states.C_FAILED,
-            outputs=pack_lines(lines),
+            outputs=outputs,
             completed=0,
             failed=len(records),
             lease_token=None,
@@ -53,6 +54,7 @@ def _fail_chunk(session: Session, chunk: Chunk, now: float) -> bool:
         .where(Job.id == chunk.job_id)
         .values(failed=Job.failed + len(records), updated_at=now)
     )
+    add_job_stored_bytes(session=session, job_id=chunk.job_id, delta=len(outputs))
     return True
 
 

@@ -12,9 +12,11 @@ from sqlalchemy import CursorResult, Update, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import states
+from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.ids import new_id, new_token
+from core.request_counts import reported_counts
 from core.tables import Job, Tenant, WebhookAttempt, WebhookDelivery
-from core.webhooks.events import event_body, event_counts, event_type
+from core.webhooks.events import event_body, event_type
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -59,10 +61,11 @@ def enqueue_job_event(*, session: Session, job_id: str, now: float) -> str | Non
         url, secret = default if default is not None else (None, None)
     if url is None or secret is None:
         return None
-    is_batch = job.endpoint is not None
+    # A message batch's jobs announce themselves as jobs (their native view).
+    is_batch = job.endpoint not in (None, MESSAGES_ENDPOINT)
     kind = event_type(status=job.status, is_batch=is_batch)
     msg_id = new_id("msg")
-    counts = event_counts(
+    counts = reported_counts(
         total=job.total,
         completed=job.completed,
         failed=job.failed,

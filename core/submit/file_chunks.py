@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from core.contracts.images import ImageLimits, image_pixels
-from core.contracts.items import ItemInvalid, ItemLimits, check_line
+from core.contracts.items import ItemInvalid, ItemLimits, check_line, line_custom_id
 from core.contracts.openai_requests import check_request_line, request_length
 from core.contracts.spec import ModelSpec
 from core.contracts.token_counts import char_lengths
@@ -104,8 +104,8 @@ class ChunkBuilder:
         self.invalid += 1
         self._error(line_no, exc.code, exc.message)
         if self.cfg.skip_invalid:
-            cid = obj.get("custom_id") if isinstance(exc, ItemInvalid) else None
-            cid = cid if isinstance(cid, str) and len(cid) <= 512 else None
+            # the line's own id (or its alias), so the failed item can be matched to it
+            cid = line_custom_id(obj, self.cfg.limits)
             self._failed.append(error_line(index, cid, exc.code, f"line {line_no}: {exc.message}"))
             self._failed_indices.append(index)
 

@@ -1,7 +1,8 @@
-"""Submitting jobs: inline inputs and a file of the tenant's (a retry of a finished job's
-failed items: core.submit.retry). Each is checked, counted against the tenant's rate, cut
-into chunks sized to the model's measured compute, written in one transaction (with its
-idempotency record, if the request has a key), and announced to dispatchers."""
+"""Submitting jobs: inline inputs and a file of the tenant's (retries: core.submit.retry).
+Each is checked, counted against the tenant's rate, cut into chunks sized to the model's
+measured compute, written in one transaction (which refuses a job over the tenant's
+quotas, and records the request's Idempotency-Key with its job), and announced to
+dispatchers."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from core.store.files import get_file
 from core.store.idempotency import IdempotencyClaim, record_claim
 from core.store.ingest import create_file_job
 from core.store.jobs import JobSpec, create_job
+from core.store.quotas import check_job_quotas, tenant_quotas
 from core.submit.checks import (
     InlineItem,
     check_inline_items,
@@ -85,8 +87,13 @@ def job_chunk_rows(spec: JobSpec) -> list[dict[str, Any]]:
 def count_submission(sub: Submitter, tenant_id: str) -> None:
     """Count one submission against the tenant's per-minute rate (QuotaExceeded past it)."""
     cfg = sub.cfg
+    with read_session(cfg.database_url) as session:
+        limits = tenant_quotas(session=session, tenant_id=tenant_id, cfg=cfg)
     check_rate(
-        sub.redis, prefix=cfg.redis_prefix, tenant_id=tenant_id, per_minute=cfg.jobs_per_minute
+        sub.redis,
+        prefix=cfg.redis_prefix,
+        tenant_id=tenant_id,
+        per_minute=limits.submissions_per_minute,
     )
 
 
@@ -123,10 +130,11 @@ def record_submission(sub: Submitter, session: Session, tenant_id: str, job: Job
         )
 
 
-def _write(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
+def write_job(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
     """Cut the items into chunks, write the job with them, and announce it."""
     rows = job_chunk_rows(spec)
     with write_session(sub.cfg.database_url) as session:
+        check_job_quotas(session=session, tenant_id=tenant_id, cfg=sub.cfg, items=len(spec.items))
         job = create_job(session=session, tenant_id=tenant_id, spec=spec, chunks=rows)
         record_submission(sub, session, tenant_id, job)
     announce(sub, job.model)
@@ -137,6 +145,7 @@ def write_file_job(sub: Submitter, *, tenant_id: str, **job: Any) -> Job:
     """Write a job in `validating` (core.store.ingest.create_file_job's fields) and announce
     it: a dispatcher hands it to an ingest."""
     with write_session(sub.cfg.database_url) as session:
+        check_job_quotas(session=session, tenant_id=tenant_id, cfg=sub.cfg, items=job["lines"])
         created = create_file_job(session=session, tenant_id=tenant_id, **job)
         record_submission(sub, session, tenant_id, created)
     announce(sub, created.model)
@@ -160,7 +169,7 @@ def submit_inline(
     items = check_inline_items(spec, inputs, len(inputs), cfg)
     lengths, are_tokens = sort_lengths(spec, [v for _, v in items], image_limits(cfg))
     count_submission(sub, tenant_id)
-    return _write(
+    return write_job(
         sub,
         tenant_id,
         JobSpec(

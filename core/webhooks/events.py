@@ -22,17 +22,6 @@ def event_type(*, status: str, is_batch: bool) -> str:
     return f"{'batch' if is_batch else 'job'}.{status}"
 
 
-def event_counts(
-    *, total: int, completed: int, failed: int, status: str, has_error_file: bool
-) -> dict[str, int]:
-    """{total, completed, failed} as the job's own view shows them; for a batch that ended
-    cancelled or expired, requests that never ran count as failed (they are in its error
-    file), as GET /v1/batches shows them."""
-    if status in (states.CANCELLED, states.EXPIRED) and has_error_file:
-        failed = max(total - completed, failed)
-    return {"total": total, "completed": completed, "failed": failed}
-
-
 def event_body(
     *,
     msg_id: str,

@@ -2,7 +2,7 @@
 one retry of each job (so concurrent retries make one job).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-08
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -11,6 +11,8 @@
   const LIST_PAGE = 50;
   const SVG = "http://www.w3.org/2000/svg";
   const TERMINAL = new Set(["completed", "failed", "cancelled", "expired"]);
+  // What a cancel can still stop (a job already cancelling or finalizing is left as it is).
+  const STOPPABLE = new Set(["validating", "queued", "in_progress"]);
   const CHUNK_ORDER = ["pending", "queued", "running", "done", "failed", "cancelled"];
   const $ = (id) => document.getElementById(id);
 
@@ -405,7 +407,31 @@
     list.append(el("div", {}, el("dt", { text: label }), el("dd", { text: value })));
   }
 
+  // Whether this key may cancel the job: writes stay within the key's own tenant (an admin
+  // key reads every tenant's jobs but cancels only its own tenant's), and only while
+  // something can still stop. The server enforces the same; this only hides a button
+  // that could not work.
+  function mayCancel(job) {
+    return Boolean(principal) && job.tenant_id === principal.tenant_id &&
+      (principal.scopes || []).includes("submit") && STOPPABLE.has(job.status);
+  }
+
+  function showCancelConfirm(open) {
+    $("d-cancel").hidden = open;
+    $("d-cancel-confirm").hidden = !open;
+    if (open) $("d-cancel-no").focus();
+  }
+
+  function renderActions(job) {
+    const allowed = mayCancel(job);
+    if (!allowed && !$("d-actions").hidden) showCancelConfirm(false);
+    $("d-actions").hidden = !allowed;
+    // "Cancel requested" holds until the job has ended; its badge then says how.
+    if (TERMINAL.has(job.status)) $("d-cancel-note").textContent = "";
+  }
+
   function renderJobHead(job) {
+    renderActions(job);
     $("d-id").textContent = job.id;
     const badge = $("d-status");
     badge.textContent = job.status;
@@ -603,6 +629,33 @@
       pending = setTimeout(() => { pending = null; if (!signal.aborted) refresh(); }, 2000);
     }
     signal.addEventListener("abort", () => clearTimeout(pending));
+
+    // Cancel: a button, then a confirm step; the answer shows at once, and the stream
+    // (below) brings the rest (cancelling, then cancelled once running chunks stop).
+    async function cancel() {
+      const buttons = [$("d-cancel-yes"), $("d-cancel-no")];
+      for (const b of buttons) b.disabled = true;
+      $("d-cancel-note").textContent = "Cancelling...";
+      try {
+        job = await apiJSON(`${path}/cancel`, { method: "POST", signal });
+        renderJobHead(job);
+        if (!TERMINAL.has(job.status)) {
+          $("d-cancel-note").textContent = "Cancel requested: running chunks stop at their next check.";
+        }
+      } catch (err) {
+        if (!signal.aborted) $("d-cancel-note").textContent = `Cancel failed: ${err.message}`;
+      } finally {
+        for (const b of buttons) b.disabled = false;
+        showCancelConfirm(false);
+      }
+    }
+    showCancelConfirm(false);
+    $("d-actions").hidden = true;
+    $("d-cancel-note").textContent = "";
+    $("d-download-note").textContent = "";  // another job's download is no news here
+    $("d-cancel").addEventListener("click", () => showCancelConfirm(true), { signal });
+    $("d-cancel-no").addEventListener("click", () => showCancelConfirm(false), { signal });
+    $("d-cancel-yes").addEventListener("click", cancel, { signal });
 
     function onJobEvent(message) {
       setLive(true);
