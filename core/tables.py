@@ -1,5 +1,5 @@
-"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox and the audit log;
-changed only through migrations/."""
+"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox, the audit log and
+idempotency keys; changed only through migrations/."""
 
 from __future__ import annotations
 
@@ -318,3 +318,22 @@ class AuditEvent(Base):
     # What it was done to (a tenant, key, job or batch id).
     target_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class IdempotencyKey(Base):
+    """A request's Idempotency-Key (kind `request`), or a job's retry (kind `retry`, keyed
+    by the retried job): the job it made, and a digest of the request that made it. Gone
+    with that job; ignored, and replaced on reuse, once past expires_at."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_job_id", "job_id"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

@@ -247,6 +247,13 @@ def test_tenant_b_finds_nothing_of_tenant_a(live, receiver, cfg):
                 refusals.append(r.content)
         assert len(set(refusals)) == 1
 
+        # The same Idempotency-Key as A's request makes B its own job, never A's.
+        body = {"model": "tiny-embed", "inputs": [{"input": "keyed"}]}
+        mine = _ok(a.http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"}), 201)
+        theirs = _ok(b.post("/v1/jobs", json=body, headers={"Idempotency-Key": "k"}), 201)
+        assert theirs["id"] != mine["id"] and theirs["tenant_id"] != mine["tenant_id"]
+        owned.jobs.append(mine["id"])
+
     # A's objects are as A left them: nothing cancelled, retried or deleted by B.
     after = _snapshot(a, owned)
     assert {k: after[k] for k in before} == before

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import exists, select
 
 from api.deps import STRICT_QUERY, SessionDep, TenantDep, found, page_of
+from api.openapi_links import FILE_LINKS, linked
 from api.schemas import ERROR_RESPONSES, FileDeleted, FileList, FileOut
 from api.upload_quota import admit_upload
 from api.upload_slots import UploadSlotDep
@@ -103,6 +104,7 @@ UPLOAD_BODY = {
     response_model=FileOut,
     summary="Upload a JSONL file (multipart, streamed)",
     openapi_extra=UPLOAD_BODY,
+    responses=linked(200, FILE_LINKS),
 )
 async def upload_file(request: Request, tenant: TenantDep, _slot: UploadSlotDep) -> FileOut:
     """Multipart form with a `file` part (JSONL, or gzipped JSONL, decompressed as it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Annotated, Literal
 
@@ -20,9 +21,11 @@ from api.deps import (
     page_of,
     require_admin,
 )
+from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.job_events import job_json
 from api.job_watch import FRESH_READ_TIMEOUT_SECONDS, JobWatcher
 from api.json_route import OrjsonRoute
+from api.openapi_links import JOB_LINKS, linked
 from api.result_formats import FORMATS, ResultFormat, encode_results
 from api.schemas import ERROR_RESPONSES, JobCreate, JobList, JobOut, RetryRequest
 from api.views import job_out
@@ -30,9 +33,11 @@ from core import states
 from core.db import read_session, write_session
 from core.errors import NotFound, shown
 from core.store.audit import JOB_CANCEL, Actor, cancel_recorded
+from core.store.idempotency import IdempotencyClaim
 from core.store.jobs import get_job, list_jobs
 from core.store.results import stream_results
 from core.store.tenants import Caller, tenant_named
+from core.submit.idempotency import submit_once
 from core.submit.jobs import (
     JOB_OPTION_NAMES,
     JobOptions,
@@ -81,18 +86,37 @@ def submitter(request: Request) -> Submitter:
     return Submitter(cfg=state.settings, registry=state.registry, redis=state.redis)
 
 
-@router.post("", status_code=201, response_model=JobOut, summary="Submit a job")
-def submit_job(body: JobCreate, tenant: TenantDep, request: Request) -> JobOut:
-    """Validate every input, then create the job and its chunks in one transaction."""
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobOut,
+    summary="Submit a job",
+    responses=linked(201, JOB_LINKS),
+)
+def submit_job(
+    body: JobCreate,
+    tenant: TenantDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobOut:
+    """Validate every input, then create the job and its chunks in one transaction. With an
+    Idempotency-Key, a repeat of the request within 24 hours answers with the first job."""
     options = JobOptions(**body.model_dump(include=set(JOB_OPTION_NAMES)))
     sub = submitter(request)
-    if body.input_file_id is not None:
-        job = submit_file(
-            sub, tenant_id=tenant.id, options=options, input_file_id=body.input_file_id
-        )
-    else:
-        job = submit_inline(sub, tenant_id=tenant.id, options=options, inputs=body.inputs or [])
-    return job_out(job)
+
+    def create(claim: IdempotencyClaim | None) -> Job:
+        keyed = replace(sub, claim=claim)
+        if body.input_file_id is not None:
+            return submit_file(
+                keyed, tenant_id=tenant.id, options=options, input_file_id=body.input_file_id
+            )
+        return submit_inline(keyed, tenant_id=tenant.id, options=options, inputs=body.inputs or [])
+
+    claim = claim_of(idempotency_key, request, body)
+    submitted = submit_once(sub.cfg.database_url, tenant.id, claim, create)
+    mark(response, submitted)
+    return job_out(submitted.job)
 
 
 def listing_owner(caller: Caller, session: Session, tenant: str | None) -> str | None:
@@ -258,14 +282,23 @@ def cancel_my_job(job_id: str, caller: CallerDep, request: Request) -> JobOut:
     status_code=201,
     response_model=JobOut,
     summary="Retry the failed items (and, when asked, those a cancel kept from running)",
+    responses=linked(201, JOB_LINKS),
 )
 def retry_my_job(
-    job_id: str, tenant: TenantDep, request: Request, body: RetryRequest | None = None
+    job_id: str,
+    tenant: TenantDep,
+    request: Request,
+    response: Response,
+    body: RetryRequest | None = None,
 ) -> JobOut:
     """A new job of the finished job's failed items and, with `include: ["cancelled"]`,
     the items its cancel kept from running (same model, params, priority and metadata;
     custom_ids kept), linked to it by `retry_of`; at most max_inputs_per_job items. Lines
-    that failed validation are not retried: their input cannot run."""
+    that failed validation are not retried: their input cannot run. A job is retried once
+    per `include`: retrying it again (or concurrently) answers with that retry's job,
+    marked Idempotent-Replayed."""
     job = _load(request.app.state.settings.database_url, tenant.id, job_id)
     include = (body or RetryRequest()).include
-    return job_out(submit_retry(submitter(request), tenant_id=tenant.id, job=job, include=include))
+    submitted = submit_retry(submitter(request), tenant_id=tenant.id, job=job, include=include)
+    mark(response, submitted)
+    return job_out(submitted.job)

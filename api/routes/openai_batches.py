@@ -5,15 +5,18 @@ one endpoint; when it ends, a worker writes its output and error files."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api.deps import STRICT_QUERY, CallerDep, SessionDep, TenantDep, found, page_of
+from api.idempotency import IdempotencyKeyHeader, claim_of, mark
 from api.json_route import OrjsonRoute
 from api.openai_batch_schemas import BatchCreate, BatchList, BatchOut
 from api.openai_batch_views import batch_out
+from api.openapi_links import BATCH_LINKS, linked
 from api.routes.jobs import submitter
 from api.schemas import ERROR_RESPONSES
 from core import states
@@ -21,7 +24,9 @@ from core.contracts.anthropic_requests import MESSAGES_ENDPOINT
 from core.db import read_session, write_session
 from core.errors import Conflict, shown
 from core.store.audit import BATCH_CANCEL, Actor, cancel_recorded
+from core.store.idempotency import IdempotencyClaim
 from core.store.jobs import get_job, list_jobs
+from core.submit.idempotency import submit_once
 from core.submit.openai_batches import submit_batch
 from core.tables import Job
 
@@ -34,21 +39,40 @@ router = APIRouter(
 )
 
 
-@router.post("", response_model=BatchOut, summary="Create a batch (OpenAI-compatible)")
-def create_batch(body: BatchCreate, tenant: TenantDep, request: Request) -> BatchOut:
+@router.post(
+    "",
+    response_model=BatchOut,
+    summary="Create a batch (OpenAI-compatible)",
+    responses=linked(200, BATCH_LINKS),
+)
+def create_batch(
+    body: BatchCreate,
+    tenant: TenantDep,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> BatchOut:
     """The batch starts `validating`: a worker checks every line (its url, method, body and
-    model) before any request runs."""
-    job = submit_batch(
-        submitter(request),
-        tenant_id=tenant.id,
-        endpoint=body.endpoint,
-        input_file_id=body.input_file_id,
-        completion_window=body.completion_window,
-        metadata=body.metadata or {},
-        on_invalid=body.on_invalid,
-        webhook=body.webhook.model_dump() if body.webhook else None,
-    )
-    return batch_out(job)
+    model) before any request runs. With an Idempotency-Key, a repeat of the request
+    within 24 hours answers with the first batch."""
+    sub = submitter(request)
+
+    def create(claim: IdempotencyClaim | None) -> Job:
+        return submit_batch(
+            replace(sub, claim=claim),
+            tenant_id=tenant.id,
+            endpoint=body.endpoint,
+            input_file_id=body.input_file_id,
+            completion_window=body.completion_window,
+            metadata=body.metadata or {},
+            on_invalid=body.on_invalid,
+            webhook=body.webhook.model_dump() if body.webhook else None,
+        )
+
+    claim = claim_of(idempotency_key, request, body)
+    submitted = submit_once(sub.cfg.database_url, tenant.id, claim, create)
+    mark(response, submitted)
+    return batch_out(submitted.job)
 
 
 def _load(session: Session, tenant_id: str, batch_id: str) -> Job:

@@ -1,15 +1,18 @@
 """Submitting jobs: inline inputs and a file of the tenant's (retries: core.submit.retry).
 Each is checked, counted against the tenant's rate, cut into chunks sized to the model's
 measured compute, written in one transaction (which refuses a job over the tenant's
-quotas), and announced to dispatchers."""
+quotas, and records the request's Idempotency-Key with its job), and announced to
+dispatchers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from redis import Redis
+from sqlalchemy.orm import Session
 
 from core.chunking import chunk_size_for
 from core.config import Settings
@@ -21,6 +24,7 @@ from core.nudge import nudge_dispatch
 from core.store.chunk_rows import bucketed_rows
 from core.store.chunk_stats import item_seconds
 from core.store.files import get_file
+from core.store.idempotency import IdempotencyClaim, record_claim
 from core.store.ingest import create_file_job
 from core.store.jobs import JobSpec, create_job
 from core.store.quotas import check_job_quotas, tenant_quotas
@@ -45,6 +49,8 @@ class Submitter:
     cfg: Settings
     registry: dict[str, ModelSpec]
     redis: Redis
+    # Written with the job: the request's Idempotency-Key (core.submit.idempotency).
+    claim: IdempotencyClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -115,12 +121,22 @@ def retention_seconds(cfg: Settings, expires_after: int | None) -> float:
     return expires_after or cfg.job_retention_days * 86400
 
 
+def record_submission(sub: Submitter, session: Session, tenant_id: str, job: Job) -> None:
+    """Record the submission's idempotency claim, if any, in the job's transaction
+    (IntegrityError if a concurrent request with its key committed first)."""
+    if sub.claim is not None:
+        record_claim(
+            session=session, tenant_id=tenant_id, claim=sub.claim, job_id=job.id, now=time.time()
+        )
+
+
 def write_job(sub: Submitter, tenant_id: str, spec: JobSpec) -> Job:
     """Cut the items into chunks, write the job with them, and announce it."""
     rows = job_chunk_rows(spec)
     with write_session(sub.cfg.database_url) as session:
         check_job_quotas(session=session, tenant_id=tenant_id, cfg=sub.cfg, items=len(spec.items))
         job = create_job(session=session, tenant_id=tenant_id, spec=spec, chunks=rows)
+        record_submission(sub, session, tenant_id, job)
     announce(sub, job.model)
     return job
 
@@ -131,6 +147,7 @@ def write_file_job(sub: Submitter, *, tenant_id: str, **job: Any) -> Job:
     with write_session(sub.cfg.database_url) as session:
         check_job_quotas(session=session, tenant_id=tenant_id, cfg=sub.cfg, items=job["lines"])
         created = create_file_job(session=session, tenant_id=tenant_id, **job)
+        record_submission(sub, session, tenant_id, created)
     announce(sub, created.model)
     return created
 
