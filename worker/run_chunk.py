@@ -139,6 +139,8 @@ def execute_chunk(
             lease=ctx.cfg.lease_seconds,
         )
     if work is None:
+        # A copy of a message already run, or one whose lease was reissued: turned away.
+        log.info("chunk %s: a stale or repeated message, turned away", chunk_id)
         return "stale"
     ctx.metrics.chunk_started(work.model, queued_at, time.time())
     runner = ctx.runners.get(work.model)
