@@ -39,7 +39,7 @@ def _interrupted_submit(data, env):
     """`submit --wait`, interrupted once the job id is out: (job id, exit status, stderr)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "submit", str(data), "--model", "tiny-embed", "--wait"],
-        env=env,
+        env={**env, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -48,7 +48,12 @@ def _interrupted_submit(data, env):
         job_id = proc.stdout.readline().strip()
         assert job_id.startswith("job_"), proc.stderr.read()
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, stuck = proc.communicate(timeout=30)
+            raise AssertionError(f"Ctrl-C did not end `submit --wait`:\n{stuck}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -77,6 +77,7 @@ def fuzz_cfg(
             redis_prefix=prefix,
             models_file=registry_file,
             jobs_per_minute=100_000,
+            quota_uploads_per_minute=100_000,
         )
 
     try:
