@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,12 +32,24 @@ def redis_prefix() -> Iterator[str]:
     delete_prefix(r, prefix)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once, for tests to copy (a copy costs far less than
+    running every migration again)."""
+    path = tmp_path_factory.mktemp("migrated") / "sluice.db"
+    url = f"sqlite:///{path}"
+    migrate(url)
+    get_engine(url).dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated database of this test's own: a SQLite file, or a PostgreSQL schema."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sluice.db'}"
-        migrate(url)
+        path = tmp_path / "sluice.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), path)
+        url = f"sqlite:///{path}"
         yield url
         get_engine(url).dispose()
         return

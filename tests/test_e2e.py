@@ -85,7 +85,7 @@ def test_cancel_a_running_job(stack, cfg):
 
 
 def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
-    texts = bench_texts(28000, seed=9)
+    texts = bench_texts(12000, seed=9)
     first = stack.start_worker("tiny-embed")
     job = stack.submit(texts, "tiny-embed", params={"dimensions": 16})
     stack.wait_until(job["id"], lambda j: j["counts"]["completed"] >= 1000)
@@ -94,7 +94,7 @@ def test_worker_sigkill_mid_job_loses_and_duplicates_nothing(stack, cfg):
     stack.start_worker("tiny-embed")
     job = stack.wait_until(job["id"], lambda j: j["status"] in TERMINAL)
     assert job["status"] == "completed", job
-    assert job["counts"] == {"total": 28000, "completed": 28000, "failed": 0, "cancelled": 0}
+    assert job["counts"] == {"total": 12000, "completed": 12000, "failed": 0, "cancelled": 0}
     _check_lines(stack.results(job["id"]), texts, dim=16)
     with read_session(cfg.database_url) as s:
         attempts = s.scalars(select(Chunk.attempts).where(Chunk.job_id == job["id"])).all()
