@@ -1,5 +1,5 @@
-"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox, the audit log and
-idempotency keys; changed only through migrations/."""
+"""ORM tables: tenants and their fair shares, API keys, files, jobs, chunks, the webhook
+outbox, the audit log and idempotency keys; changed only through migrations/."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # Not read since fair shares (FairShare) replaced it; kept, as dropping a column
+    # rebuilds the table on SQLite.
     last_dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The default webhook of the tenant's jobs and batches that name none (secrets are kept
     # as given: they must sign, so they cannot be hashed).
@@ -49,6 +51,28 @@ class Tenant(Base):
     quota_stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     quota_uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     quota_submissions_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class FairShare(Base):
+    """A tenant's due tag on one model: the virtual time its next dispatch is due
+    (core/fair_share.py); moved by the dispatcher under the model's dispatch lock."""
+
+    __tablename__ = "fair_shares"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[float] = mapped_column(Float)
+
+
+class DispatchClock(Base):
+    """A model's virtual clock: the due tag of its latest dispatch (core/fair_share.py)."""
+
+    __tablename__ = "dispatch_clocks"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    clock: Mapped[float] = mapped_column(Float)
 
 
 class ApiKey(Base):
