@@ -37,6 +37,7 @@ from api.routes import (
     monitoring,
     openai_batches,
     system,
+    usage,
     webhooks,
 )
 from api.status_fast_path import StatusFastPath
@@ -185,6 +186,7 @@ def create_app(cfg: Settings = settings, *, check_db: bool = True) -> FastAPI:
     app.include_router(admin_keys.router)
     app.include_router(admin_audit.router)
     app.include_router(account.router)
+    app.include_router(usage.router)
     install_docs(app)
     install_dashboard(app)
     return app

@@ -112,6 +112,32 @@ class Client:
         """POST /v1/jobs/{id}/retry: a new job of the failed (or `include`d) items."""
         return self.api.retry_job(job_id, include=include).data
 
+    def usage(
+        self,
+        *,
+        start: str | None,
+        end: str | None,
+        group_by: str,
+        tenant: str | None,
+        limit: int,
+    ) -> tuple[list[dict], dict]:
+        """GET /v1/usage page after page: up to `limit` groups, and the range's totals."""
+        rows: list[dict] = []
+        after = None
+        while True:
+            page = self.api.usage_page(
+                start=start,
+                end=end,
+                group_by=group_by,
+                tenant=tenant,
+                limit=min(1000, limit - len(rows)),
+                after=after,
+            )
+            rows += page["data"]
+            after = page["next_cursor"]
+            if after is None or len(rows) >= limit:
+                return rows, page["totals"]
+
     def models(self) -> dict:
         """GET /v1/models."""
         return {"object": "list", "data": self.api.list_models()}

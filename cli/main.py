@@ -249,7 +249,8 @@ register_admin_commands(keys_app, tenants_app)
 # The client commands, registered on the same app (after the server ones, for --help).
 import cli.job_commands  # noqa: E402
 import cli.listings  # noqa: E402
-import cli.submit  # noqa: E402, F401
+import cli.submit  # noqa: E402
+import cli.usage_command  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

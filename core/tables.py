@@ -1,5 +1,6 @@
-"""ORM tables: tenants, API keys, files, jobs, chunks, the webhook outbox, the audit log and
-idempotency keys; changed only through migrations/."""
+"""ORM tables: tenants and their fair shares, API keys, files, jobs, chunks, the webhook
+outbox, the audit log, idempotency keys and usage counters; changed only through
+migrations/."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # Not read since fair shares (FairShare) replaced it; kept, as dropping a column
+    # rebuilds the table on SQLite.
     last_dispatched_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     # The default webhook of the tenant's jobs and batches that name none (secrets are kept
     # as given: they must sign, so they cannot be hashed).
@@ -49,6 +52,28 @@ class Tenant(Base):
     quota_stored_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     quota_uploads_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     quota_submissions_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class FairShare(Base):
+    """A tenant's due tag on one model: the virtual time its next dispatch is due
+    (core/fair_share.py); moved by the dispatcher under the model's dispatch lock."""
+
+    __tablename__ = "fair_shares"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[float] = mapped_column(Float)
+
+
+class DispatchClock(Base):
+    """A model's virtual clock: the due tag of its latest dispatch (core/fair_share.py)."""
+
+    __tablename__ = "dispatch_clocks"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    clock: Mapped[float] = mapped_column(Float)
 
 
 class ApiKey(Base):
@@ -337,3 +362,29 @@ class IdempotencyKey(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class UsageCounter(Base):
+    """What a job used on one UTC day and one kind of device (cpu, cuda, mps; "" for items
+    that failed without running): counters moved in the transactions that count the job's
+    results (core/store/usage.py), never a scan. Jobs are kept as ids, not foreign keys,
+    so usage outlives the jobs retention removes."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (Index("ix_usage_counters_day", "day"),)
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16), primary_key=True)
+    items: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    failed_items: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    images: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    # Filled by the result cache once there is one; 0 until then.
+    cache_hits: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
+    device_seconds: Mapped[float] = mapped_column(Float, server_default="0", default=0.0)

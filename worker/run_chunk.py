@@ -65,6 +65,11 @@ def render_lines(work: ChunkWork, results: list[ItemResult], threads: int = 0) -
     return Rendered(pack_lines(lines, threads), len(results) - failed, failed, prompt, completion)
 
 
+def device_kind(runner: Any) -> str:
+    """The kind of device a runner computes on (cpu, cuda, mps), which usage is kept by."""
+    return str(getattr(getattr(runner, "device", None), "type", None) or "cpu")
+
+
 def run_work(runner: Any, work: ChunkWork, should_stop: Callable[[], bool]) -> list[ItemResult]:
     """The chunk's results: native inputs straight to the runner, a batch's request bodies
     through their endpoint's translation."""
@@ -174,20 +179,21 @@ def execute_chunk(
         compute = time.perf_counter() - started
         ctx.metrics.chunk_computed(work.model, work.task, compute)
         timings = (compute, opened - t0, started - opened)
+        device = device_kind(runner)
         if ctx.recorder is not None:
             # Encode and record in the background while the next chunk computes; the lease
             # stays held (and extended) until then. A crash before it lands loses nothing:
             # the lease lapses and the chunk runs again.
             def record_then_release() -> None:
                 try:
-                    _record(ctx, work, results, timings)
+                    _record(ctx, work, results, timings, device)
                 finally:
                     _finished(ctx, work)
 
             ctx.recorder.submit(record_then_release)
             handed_off = True
             return "done"
-        return _record(ctx, work, results, timings)
+        return _record(ctx, work, results, timings, device)
     finally:
         if not handed_off:
             _finished(ctx, work)
@@ -198,9 +204,10 @@ def _record(
     work: ChunkWork,
     results: list[ItemResult],
     timings: tuple[float, float, float],
+    device: str = "cpu",
 ) -> str:
-    """Encode a chunk's result lines and record them under its lease (retrying through a
-    short database outage)."""
+    """Encode a chunk's result lines and record them, with their compute time on a kind of
+    `device`, under its lease (retrying through a short database outage)."""
     began = time.perf_counter()
     out = render_lines(work, results, ctx.pack_threads)
     rendered = time.perf_counter()
@@ -218,6 +225,7 @@ def _record(
                 compute_seconds=compute,
                 prompt_tokens=out.prompt_tokens,
                 completion_tokens=out.completion_tokens,
+                device=device,
             )
 
     if not with_db_retries(record, "recording chunk results"):

@@ -276,6 +276,24 @@ class AsyncClient(BaseClient[httpx.AsyncClient]):
         """A file's bytes as uploaded, streamed in blocks."""
         return self._blocks(endpoints.file_content(file_id))
 
+    async def usage_page(
+        self,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        group_by: str = "day",
+        tenant: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of GET /v1/usage: groups of UTC days start to end (YYYY-MM-DD) by day,
+        model or job, `totals`, and `next_cursor` for `after`; an admin key may name a
+        `tenant` (else it sees every tenant's)."""
+        plan = endpoints.usage_page(
+            start=start, end=end, group_by=group_by, tenant=tenant, limit=limit, after=after
+        )
+        return await self._run(plan)
+
     async def list_models(self) -> list[dict[str, Any]]:
         """Each model's task, output size, limits and live workers."""
         return await self._run(endpoints.list_models())

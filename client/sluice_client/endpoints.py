@@ -105,6 +105,22 @@ def list_models() -> Plan[list[dict[str, Any]]]:
     return Plan("GET", "/v1/models", models_of)
 
 
+def usage_page(
+    *,
+    start: str | None,
+    end: str | None,
+    group_by: str,
+    tenant: str | None,
+    limit: int,
+    after: str | None,
+) -> Plan[dict[str, Any]]:
+    """GET /v1/usage: one page of usage groups over UTC days start to end, and the range's
+    totals."""
+    params = {"start": start, "end": end, "tenant": tenant, "after": after}
+    query = {k: v for k, v in params.items() if v is not None}
+    return Plan("GET", "/v1/usage", params={**query, "group_by": group_by, "limit": limit})
+
+
 class Pages:
     """The plans of a paged list, one page after another, and the items up to a limit."""
 

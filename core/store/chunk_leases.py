@@ -14,6 +14,7 @@ from core import states
 from core.codec import InputRecord, unpack_inputs_with_counts
 from core.store.jobs import settle_job_status
 from core.store.stored_bytes import add_job_stored_bytes
+from core.store.usage import DEFAULT_DEVICE, add_job_usage, chunk_usage
 from core.tables import Chunk, Job
 
 
@@ -156,9 +157,10 @@ def complete_chunk(
     compute_seconds: float,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
+    device: str = DEFAULT_DEVICE,
 ) -> bool:
-    """Record a chunk's results if this worker still holds its lease; count them (and
-    their token usage) once."""
+    """Record a chunk's results if this worker still holds its lease; count them, their
+    token usage and their compute time on `device` (its kind: cpu, cuda, mps) once."""
     recorded = update_chunk_if_held(
         session,
         work.chunk_id,
@@ -187,6 +189,15 @@ def complete_chunk(
             updated_at=now,
         )
     )
+    usage = chunk_usage(
+        task=work.task,
+        completed=completed,
+        failed=failed,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        compute_seconds=compute_seconds,
+    )
+    add_job_usage(session=session, job_id=work.job_id, now=now, delta=usage, device=device)
     add_job_stored_bytes(session=session, job_id=work.job_id, delta=len(outputs))
     settle_job_status(session=session, job_id=work.job_id, now=now)
     return True

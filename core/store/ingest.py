@@ -29,6 +29,7 @@ from core.store.stored_bytes import (
     result_sizes,
     results_size,
 )
+from core.store.usage import UsageDelta, add_job_usage
 from core.store.webhook_outbox import enqueue_job_event
 from core.tables import Chunk, Job
 from core.webhooks.targets import WebhookTarget
@@ -158,6 +159,8 @@ def accept_ingest(
         **JOB_TASK_RELEASED,
     ):
         return False
+    # The skipped invalid lines are the job's failed items from the start.
+    add_job_usage(session=session, job_id=job_id, now=now, delta=UsageDelta(failed_items=failed))
     settle_job_status(session=session, job_id=job_id, now=now)  # every item may be invalid
     return True
 

@@ -15,6 +15,7 @@ from core.store.chunk_leases import affected_rows
 from core.store.isolation import others_succeeded, split_chunk
 from core.store.jobs import settle_job_status
 from core.store.stored_bytes import add_job_stored_bytes
+from core.store.usage import UsageDelta, add_job_usage
 from core.tables import Chunk, Job
 
 
@@ -53,6 +54,9 @@ def _fail_chunk(session: Session, chunk: Chunk, now: float) -> bool:
         update(Job)
         .where(Job.id == chunk.job_id)
         .values(failed=Job.failed + len(records), updated_at=now)
+    )
+    add_job_usage(
+        session=session, job_id=chunk.job_id, now=now, delta=UsageDelta(failed_items=len(records))
     )
     add_job_stored_bytes(session=session, job_id=chunk.job_id, delta=len(outputs))
     return True

@@ -257,13 +257,14 @@
     if (!apiKey) return signOut("");
     const hash = location.hash || "#/jobs";
     const match = hash.match(/^#\/jobs\/([^/]+)$/);
-    const name = match ? "job" : hash === "#/models" ? "models" : "jobs";
+    const name = match ? "job" : hash === "#/models" ? "models" : hash === "#/usage" ? "usage" : "jobs";
     for (const link of document.querySelectorAll("#nav a[data-view]")) {
       link.classList.toggle("active", link.dataset.view === (name === "job" ? "jobs" : name));
     }
     const current = startView();
     if (name === "job") showJob(decodeURIComponent(match[1]), current);
     else if (name === "models") showModels(current);
+    else if (name === "usage") showUsage(current);
     else showJobs(current);
   }
 
@@ -780,6 +781,66 @@
     }
     load();
     current.timers.push(setInterval(load, 5000));
+  }
+
+  // ---------- usage ----------
+
+  function fmtDevices(byKind) {
+    const kinds = Object.keys(byKind || {}).sort();
+    return kinds.length ? kinds.map((k) => `${k} ${fmtDuration(byKind[k])}`).join(", ") : "-";
+  }
+
+  function renderUsageTotals(totals) {
+    const dl = $("usage-totals");
+    dl.replaceChildren();
+    fact(dl, "Items", fmtInt(totals.items));
+    fact(dl, "Failed items", fmtInt(totals.failed_items));
+    fact(dl, "Input tokens", fmtInt(totals.input_tokens));
+    fact(dl, "Output tokens", fmtInt(totals.output_tokens));
+    fact(dl, "Images", fmtInt(totals.images));
+    fact(dl, "Device time", fmtDevices(totals.device_seconds));
+    fact(dl, "Cache hits", fmtInt(totals.cache_hits));
+  }
+
+  // Rows of GET /v1/usage as a table keyed by `key` (day or model); an admin key's rows
+  // are every tenant's, so they carry a tenant column.
+  function renderUsageRows(box, page, key, label) {
+    const everyTenant = page.tenant_id === null;
+    const heads = [...(everyTenant ? ["Tenant"] : []), label,
+      "Items", "Failed", "Input tokens", "Output tokens", "Images", "Device time"];
+    const rows = page.data.map((r) => el("tr", { "data-key": r[key] },
+      ...(everyTenant ? [el("td", { text: r.tenant_id })] : []),
+      el("td", { text: r[key] }),
+      ...[r.items, r.failed_items, r.input_tokens, r.output_tokens, r.images].map(
+        (n) => el("td", { className: "num", text: fmtInt(n) })),
+      el("td", { text: fmtDevices(r.device_seconds) })));
+    box.replaceChildren(rows.length
+      ? el("table", { className: "small" },
+        el("thead", {}, el("tr", {}, ...heads.map((t) => el("th", { text: t })))),
+        el("tbody", {}, ...rows))
+      : el("p", { className: "note", text: "Nothing used in these days." }));
+    if (page.has_more) box.append(el("p", { className: "note", text: "Showing the first 1,000 rows." }));
+  }
+
+  function showUsage(current) {
+    showOnly("usage-view");
+    const signal = current.abort.signal;
+    async function load() {
+      $("usage-error").textContent = "";
+      try {
+        const [byModel, byDay] = await Promise.all([
+          apiJSON("/v1/usage?group_by=model&limit=1000", { signal }),
+          apiJSON("/v1/usage?group_by=day&limit=1000", { signal }),
+        ]);
+        renderUsageTotals(byDay.totals);
+        renderUsageRows($("usage-models"), byModel, "model", "Model");
+        renderUsageRows($("usage-days"), byDay, "day", "Day (UTC)");
+      } catch (err) {
+        if (!signal.aborted) $("usage-error").textContent = err.message;
+      }
+    }
+    load();
+    current.timers.push(setInterval(load, 30000));
   }
 
   // ---------- start ----------
