@@ -47,20 +47,39 @@ def program() -> str:
 
 
 class SluiceTyper(typer.Typer):
-    """A Typer app whose errors are one or two lines unless --debug asks for the traceback."""
+    """A Typer app whose errors are one or two lines unless --debug asks for the traceback:
+    a usage mistake (an unknown option, a value out of range) included."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command line; an exception that escapes a command is explained."""
+        # Typer carries its own copy of click: its exceptions are the ones raised here.
+        from typer._click import exceptions as click
+
+        kwargs.setdefault("standalone_mode", False)
         try:
-            return super().__call__(*args, **kwargs)
+            code = super().__call__(*args, **kwargs)
+        except click.NoArgsIsHelpError as exc:
+            exc.show()  # the group's help, as `--help` prints it
+            raise SystemExit(exc.exit_code) from None
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else program()
+            say_error(exc.format_message(), f"see `{where} --help`")
+            raise SystemExit(exc.exit_code) from None
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command that explains it
+            err.print()
+            raise SystemExit(130) from None
+        except click.ClickException as exc:
+            say_error(exc.format_message())
+            raise SystemExit(exc.exit_code) from None
         except Exception as exc:
             if _debug["on"]:
                 raise
             from cli.errors import explain
 
-            message, hint, code = explain(exc)
+            message, hint, exit_code = explain(exc)
             say_error(message, hint)
-            raise SystemExit(code) from None
+            raise SystemExit(exit_code) from None
+        raise SystemExit(code if isinstance(code, int) else 0)
 
 
 app = SluiceTyper(

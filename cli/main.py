@@ -186,16 +186,59 @@ def keys_create(
     admin: Annotated[
         bool, typer.Option("--admin", help="The key may also read every tenant's jobs")
     ] = False,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            help="read, submit or admin; repeat for several (default: read and submit)",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name to tell the key apart in `keys list`")
+    ] = None,
+    expires_in_days: Annotated[
+        float | None,
+        typer.Option(min=0.001, max=3650, help="The key stops working after this many days"),
+    ] = None,
 ) -> None:
     """Create an API key for a tenant; the key is printed once and only its hash is kept."""
-    from core.db import check_schema, write_session
-    from core.store.tenants import create_key
+    import time
 
+    from core.db import check_schema, write_session
+    from core.store.tenants import (
+        ADMIN_SCOPES,
+        SCOPES,
+        TENANT_SCOPES,
+        create_key,
+        normalize_scopes,
+    )
+
+    unknown = sorted(set(scope or ()) - set(SCOPES))
+    if unknown:
+        err.print(f"[red]unknown scope {', '.join(unknown)}: use read, submit or admin[/]")
+        raise typer.Exit(2)
+    if admin and scope:
+        err.print("[red]give --admin or --scope, not both (--scope admin is --admin)[/]")
+        raise typer.Exit(2)
+    if name is not None and len(name) > 200:
+        err.print("[red]--name is at most 200 characters[/]")
+        raise typer.Exit(2)
+    expires_at = None if expires_in_days is None else time.time() + expires_in_days * 86400
     check_schema()
     with write_session() as session:
-        t, key = create_key(session=session, tenant_name=tenant, admin=admin)
+        t, key = create_key(
+            session=session,
+            tenant_name=tenant,
+            admin=admin,
+            scopes=scope or None,
+            expires_at=expires_at,
+            name=name,
+        )
         audit_key_created(session, key)
-    kind = "admin key" if admin else "key"
+    given = ADMIN_SCOPES if admin else (scope or TENANT_SCOPES)
+    kind = "key with scopes " + ", ".join(normalize_scopes(given))
+    if expires_in_days is not None:
+        kind += f", expiring in {expires_in_days:g} days"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")
     print(key)
 

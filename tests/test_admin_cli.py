@@ -104,6 +104,43 @@ def test_the_cli_administers_tenants_and_keys(cfg):
         assert created.target_id == _key_id(cfg, third) and third not in str(created.details)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_keys_create_with_scopes_a_name_and_an_expiry(cfg):
+    made = _ok(
+        _cli(
+            cfg,
+            "keys",
+            "create",
+            "--tenant",
+            "dash",
+            "--scope",
+            "read",
+            "--name",
+            "dashboards",
+            "--expires-in-days",
+            "2",
+        )
+    )
+    assert "scopes read, expiring in 2 days" in made.stderr
+    with read_session(cfg.database_url) as session:
+        key = session.get(ApiKey, _key_id(cfg, made.stdout.strip()))
+        assert (key.scopes, key.name) == ("read", "dashboards")
+        assert key.expires_at == pytest.approx(time.time() + 2 * 86400, abs=60)
+    both = _ok(
+        _cli(cfg, "keys", "create", "--tenant", "dash", "--scope", "submit", "--scope", "read")
+    )
+    assert "scopes read, submit;" in both.stderr
+    _mistake(_cli(cfg, "keys", "create", "--tenant", "dash", "--scope", "root"), 2, "unknown scope")
+    _mistake(
+        _cli(cfg, "keys", "create", "--tenant", "dash", "--admin", "--scope", "read"), 2, "not both"
+    )
+    _mistake(
+        _cli(cfg, "keys", "create", "--tenant", "dash", "--expires-in-days", "0"),
+        2,
+        "--expires-in-days",
+    )
+
+
 def test_an_outdated_schema_is_one_line(tmp_path):
     cfg = Settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
     _mistake(_cli(cfg, "keys", "list"), 1, "sluice migrate")

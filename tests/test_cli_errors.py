@@ -69,6 +69,13 @@ def test_mistakes_without_a_server(bare_env, tmp_path):
     out = _sluice(["results", "job_x", "-o", str(tmp_path / "out.xlsx")], down)
     _one_or_two_lines(out, ".xlsx is not a results format", ".jsonl, .csv or .parquet", code=2)
     assert not (tmp_path / "out.xlsx").exists()
+    # Usage mistakes too: what is wrong, then where the command's help is.
+    out = _sluice(["submit", str(data), "--model", "m", "--bogus"], down)
+    _one_or_two_lines(out, "No such option: --bogus", "submit --help`", code=2)
+    out = _sluice(["tenants", "create", "acme", "--weight", "0"], down)
+    _one_or_two_lines(out, "Invalid value for '--weight'", "tenants create --help`", code=2)
+    out = _sluice(["status"], down)
+    _one_or_two_lines(out, "Missing argument", "status --help`", code=2)
 
     # A database never migrated: the server commands say what to run.
     for args in (["keys", "create", "--tenant", "me"], ["api", "--port", str(free_port())]):

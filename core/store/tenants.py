@@ -135,12 +135,15 @@ def create_key(
     admin: bool = False,
     scopes: Iterable[str] | None = None,
     expires_at: float | None = None,
+    name: str | None = None,
 ) -> tuple[Tenant, str]:
     """A new API key for a tenant (created if new), with the admin scope if asked (or the
     scopes given); the plain key is returned only here."""
     tenant = get_or_create_tenant(session=session, name=tenant_name)
     chosen = scopes if scopes is not None else (ADMIN_SCOPES if admin else TENANT_SCOPES)
-    _, key = issue_key(session=session, tenant=tenant, scopes=chosen, expires_at=expires_at)
+    _, key = issue_key(
+        session=session, tenant=tenant, scopes=chosen, expires_at=expires_at, name=name
+    )
     return tenant, key
 
 
