@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     queue_depth_per_worker: int = Field(default=2, ge=1)
     cancel_check_seconds: float = Field(default=0.5, gt=0)
     job_retention_days: float = Field(default=30.0, gt=0)
+    # Audit entries and usage counters are kept this long (usage outlives its jobs).
+    audit_retention_days: float = Field(default=365.0, gt=0)
+    usage_retention_days: float = Field(default=400.0, gt=0)
     # Items are sorted by length within windows of this many before chunks are cut. Wider
     # windows cut chunks of narrower length ranges, which plan into fewer, fuller batches
     # (20,000 texts in chunks of 1,366: 8.9% more compute than one sorted run at 4,096,

@@ -13,7 +13,12 @@ from core.db import write_session
 from core.store.chunk_leases import extend_lease
 from core.store.message_batches import delete_expired_message_batches
 from core.store.openai_batches import expire_overdue
-from core.store.retention import claim_expired_files, delete_expired_jobs
+from core.store.retention import (
+    claim_expired_files,
+    delete_expired_jobs,
+    delete_old_audit_events,
+    delete_old_usage,
+)
 from core.store.sweep import sweep_expired
 from core.worker_info import ModelServing, WorkerInfo, write_worker_info
 from worker.context import WorkerContext
@@ -21,6 +26,7 @@ from worker.dispatcher import dispatch_finalizes, dispatch_model
 from worker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
+DAY = 86400.0
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -146,11 +152,14 @@ class Housekeeper(threading.Thread):
         self.retention(now)
 
     def retention(self, now: float) -> None:
-        """Delete jobs and files past their expiry (a batch a round)."""
+        """Delete jobs and files past their expiry, and audit entries and usage counters
+        past their retention (a batch a round)."""
         cfg = self.ctx.cfg
         with write_session(cfg.database_url) as session:
             jobs = delete_expired_jobs(session=session, now=now)
             delete_expired_message_batches(session=session, now=now)
+            delete_old_audit_events(session=session, before=now - cfg.audit_retention_days * DAY)
+            delete_old_usage(session=session, before=now - cfg.usage_retention_days * DAY)
         with write_session(cfg.database_url) as session:
             files = claim_expired_files(session=session, now=now)
         for file_id, storage in files:
