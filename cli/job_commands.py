@@ -182,6 +182,7 @@ def results(
         TimeElapsedColumn,
         TransferSpeedColumn,
     )
+    from sluice_client.progress import start_display_thread
 
     from cli.client import Client
 
@@ -197,13 +198,15 @@ def results(
         total, columns = None, (BarColumn(), FileSizeColumn(), TransferSpeedColumn())
     sink = output.open("wb") if output else sys.stdout.buffer
     try:
-        with Progress(
+        bar = Progress(
             TextColumn(f"results ({fmt})"),
             *columns,
             TimeElapsedColumn(),
             console=err,
             disable=output is None,
-        ) as bar:
+        )
+        start_display_thread(bar.start)  # Ctrl-C stays on this thread (`with` starts no other)
+        with bar:
             task = bar.add_task("results", total=total)
             if fmt == "jsonl":
                 for line in client.results(job_id, only_failed=only_failed):

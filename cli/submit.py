@@ -14,13 +14,16 @@ from cli.app import app, err, fail, program, say_error
 def _upload(client: object, file: Path, images: list | None, limit: int | None) -> dict:
     """Stream the file's lines (or the images') to POST /v1/files under a progress bar."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from sluice_client.progress import start_display_thread
 
     from cli.upload import image_lines, native_lines
 
     total = sum(entry[2] for entry in images) if images is not None else file.stat().st_size
-    with Progress(
+    bar = Progress(
         "[bold]uploading", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err
-    ) as bar:
+    )
+    start_display_thread(bar.start)  # Ctrl-C stays on this thread (`with` starts no other)
+    with bar:
         task = bar.add_task("upload", total=total)
         progress = lambda done: bar.update(task, completed=done)  # noqa: E731
         lines = (

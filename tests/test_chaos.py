@@ -181,6 +181,11 @@ def test_postgres_restarted_mid_job(chaos_stack, chaos_pg):
     finally:
         chaos_pg.start()
     assert set(statuses) == {503}, statuses
+    # Back within a few watch intervals: 503s (the last failed read) until a read lands.
+    deadline = time.monotonic() + 15
+    while (code := stack.http.get(f"/v1/jobs/{job['id']}").status_code) != 200:
+        assert code == 503 and time.monotonic() < deadline, code
+        time.sleep(0.2)
     assert_exactly_once(stack, job["id"], ITEMS)
     assert all(p.poll() is None for p in stack.workers), "a worker died with the database"
 

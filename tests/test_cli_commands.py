@@ -40,6 +40,9 @@ def _interrupted_submit(data, env):
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "submit", str(data), "--model", "tiny-embed", "--wait"],
         env={**env, "PYTHONFAULTHANDLER": "1"},  # SIGABRT dumps every thread's stack
+        # As from a terminal: a run started in the background (CI) may ignore SIGINT, and
+        # a child inherits that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import signal
 import subprocess
 import sys
+import threading
 import tomllib
 from email.utils import formatdate
 from pathlib import Path
@@ -27,7 +29,12 @@ from sluice_client.endpoints import Pages
 from sluice_client.errors import error_from_response
 from sluice_client.inputs import item_lines, path_blocks
 from sluice_client.lines import split_lines
-from sluice_client.progress import PlainProgress, describe, job_progress
+from sluice_client.progress import (
+    PlainProgress,
+    describe,
+    job_progress,
+    start_display_thread,
+)
 from sluice_client.retry import RetryPolicy, parse_retry_after
 from sluice_client.submission import inline_body, take_inline
 
@@ -214,3 +221,37 @@ def test_the_plain_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
         "job_1 completed: 200/200 (100%)",
     ]
     assert describe({"id": "j", "status": "validating", "counts": {}}) == "j validating: 0/0"
+
+
+def _blocked_in(tid: int) -> set[int]:
+    """The signals a thread of this process blocks (from /proc)."""
+    status = Path(f"/proc/self/task/{tid}/status").read_text()
+    mask = int(next(x for x in status.splitlines() if x.startswith("SigBlk:")).split()[1], 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads thread masks in /proc")
+def test_a_progress_displays_thread_never_takes_a_ctrl_c():
+    """Taken by the display's thread, a SIGINT would wait for the main thread's long-poll
+    read to end; blocked there, it always lands on the main thread, at once."""
+    seen: list[set[int]] = []
+
+    def start() -> None:
+        thread = threading.Thread(
+            target=lambda: seen.append(_blocked_in(threading.get_native_id()))
+        )
+        thread.start()
+        thread.join()
+
+    start_display_thread(start)
+    assert signal.SIGINT in seen[0]
+    assert signal.SIGINT not in _blocked_in(threading.get_native_id())  # the main one's
+
+    display = job_progress(True, io.StringIO())
+    before = {t.native_id for t in threading.enumerate()}
+    display.update({"status": "in_progress", "counts": {"total": 10, "completed": 1}})
+    try:
+        refreshers = [t for t in threading.enumerate() if t.native_id not in before]
+        assert refreshers and all(signal.SIGINT in _blocked_in(t.native_id) for t in refreshers)
+    finally:
+        display.close()

@@ -4,13 +4,29 @@ elsewhere)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
 # Off a terminal the plain line is printed on a change of status, or this often.
 PLAIN_EVERY_SECONDS = 10.0
+
+
+def start_display_thread(start: Callable[[], None]) -> None:
+    """Call `start`, which starts a thread (a live display's refresher), with SIGINT blocked
+    for that thread: a Ctrl-C then always lands on the main thread. Taken by another
+    thread, it would wait for the main thread's blocking call (a 30 s long-poll read) to
+    end before it stopped anything."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: signals go to the main thread
+        start()
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class JobProgress(Protocol):
@@ -128,7 +144,7 @@ class RichProgress:
         status = str(job.get("status", ""))
         shown = f"{rate:,.0f}" if rate else "-"
         if self.task is None:
-            self.bar.start()
+            start_display_thread(self.bar.start)
             self.task = self.bar.add_task(status, total=total or None, rate=shown)
         self.bar.update(
             self.task, completed=done, total=total or None, description=status, rate=shown
