@@ -236,7 +236,8 @@ def keys_create(
         )
         audit_key_created(session, key)
     given = ADMIN_SCOPES if admin else (scope or TENANT_SCOPES)
-    kind = "key with scopes " + ", ".join(normalize_scopes(given))
+    scopes = normalize_scopes(given)
+    kind = ("admin key" if "admin" in scopes else "key") + " with scopes " + ", ".join(scopes)
     if expires_in_days is not None:
         kind += f", expiring in {expires_in_days:g} days"
     err.print(f"tenant {t.name} ({t.id}), {kind}; store it now, it is not shown again:")

@@ -100,6 +100,23 @@ def wait_progress(stack: Stack, job_id: str, beyond: int, timeout: float = 120) 
     )
 
 
+def running_job(stack: Stack, job_id: str, total: int) -> dict:
+    """The job read from the database: it must have started and not ended. Read right after
+    a fault, it proves the fault hit a running job (a job's counts only grow)."""
+    with read_session(stack.cfg.database_url) as s:
+        row = s.get(Job, job_id)
+        assert row is not None
+        state = {"status": row.status, "done": row.completed + row.failed}
+    assert state["status"] == "in_progress" and 0 < state["done"] < total, state
+    return state
+
+
+def max_attempts(stack: Stack, job_id: str) -> int:
+    """The most runs any chunk of the job took."""
+    with read_session(stack.cfg.database_url) as s:
+        return s.scalar(select(func.max(Chunk.attempts)).where(Chunk.job_id == job_id)) or 0
+
+
 def assert_exactly_once(stack: Stack, job_id: str, n: int) -> dict:
     """The job completed, every index has one result, and every count agrees."""
     job = stack.wait_until(job_id, lambda j: j["status"] in ("completed", "failed", "cancelled"))
@@ -121,20 +138,23 @@ def assert_exactly_once(stack: Stack, job_id: str, n: int) -> dict:
 
 
 def test_worker_sigkilled_ten_times(chaos_stack):
+    """Ten SIGKILLs, each while the job runs and after its worker finished a chunk; a chunk
+    a kill cut short runs again."""
     stack = chaos_stack
-    job = stack.submit(texts(ITEMS), "tiny-embed")
+    items = 2 * ITEMS  # enough work for ten rounds of start, a chunk or two, kill
+    job = stack.submit(texts(items), "tiny-embed")
     rng = random.Random(7)
-    done = 0
-    for _ in range(10):
+    done, kills = 0, 0
+    while kills < 10:
         proc = stack.start_worker("tiny-embed")
-        now = wait_progress(stack, job["id"], done)
-        done = now["counts"]["completed"]
-        if now["status"] == "completed":
-            break
+        done = wait_progress(stack, job["id"], done)["counts"]["completed"]
         time.sleep(rng.uniform(0.0, 0.4))
         stack.kill(proc)
+        running_job(stack, job["id"], items)  # killed mid-job
+        kills += 1
     stack.start_worker("tiny-embed")
-    assert_exactly_once(stack, job["id"], ITEMS)
+    assert_exactly_once(stack, job["id"], items)
+    assert max_attempts(stack, job["id"]) >= 2, "no kill cut a chunk short"
 
 
 def test_redis_flushed_mid_job(chaos_stack, chaos_redis):
@@ -143,6 +163,7 @@ def test_redis_flushed_mid_job(chaos_stack, chaos_redis):
     job = stack.submit(texts(ITEMS), "tiny-embed")
     wait_progress(stack, job["id"], 0)
     chaos_redis.flushall()  # queued messages, heartbeats, locks: all gone
+    running_job(stack, job["id"], ITEMS)
     assert_exactly_once(stack, job["id"], ITEMS)
 
 
@@ -152,6 +173,7 @@ def test_redis_restarted_mid_job(chaos_stack, chaos_redis):
     job = stack.submit(texts(ITEMS), "tiny-embed")
     wait_progress(stack, job["id"], 0)
     chaos_redis.kill()
+    running_job(stack, job["id"], ITEMS)
     time.sleep(2)
     chaos_redis.start()
     assert_exactly_once(stack, job["id"], ITEMS)
@@ -162,6 +184,7 @@ def test_postgres_restarted_mid_job(chaos_stack, chaos_pg):
     stack.start_worker("tiny-embed")
     job = stack.submit(texts(ITEMS), "tiny-embed")
     wait_progress(stack, job["id"], 0)
+    running_job(stack, job["id"], ITEMS)  # the last read before the database goes
     chaos_pg.stop("immediate")
     # A status GET may answer from a read of the job's watch under one watch interval old
     # (SLUICE_WATCH_INTERVAL_SECONDS, 0.5 s); every answer after that needs the database.
@@ -224,6 +247,7 @@ def test_sigterm_hands_back_within_a_bound(chaos_stack):
     wait_progress(stack, job["id"], 0)
     started = time.monotonic()
     proc.terminate()
+    running_job(stack, job["id"], ITEMS)
     proc.wait(30)
     assert time.monotonic() - started < 30
     with read_session(stack.cfg.database_url) as s:

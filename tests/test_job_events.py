@@ -338,8 +338,9 @@ def test_every_listener_of_a_job_shares_one_read_per_interval(live, alice):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert answered == gets
-    # Every read of the job was the watcher's: none per request.
-    assert window_sql == window_reads
+    # Every read of the job was the watcher's: none per request (a read counts its SQL
+    # when it starts and itself when it lands, so one may be in flight at the snapshot).
+    assert window_sql - window_reads in (0, 1), (window_sql, window_reads)
     # One read per interval served 3 streams, 20 long-polls and 40 GETs: about as many
     # reads as intervals passed, far fewer than the 63 requests.
     assert window_reads <= elapsed / INTERVAL + 2 and window_reads < streams + polls + gets
