@@ -205,24 +205,26 @@ def keys_create(
     import time
 
     from core.db import check_schema, write_session
+    from core.errors import InvalidInput
     from core.store.tenants import (
         ADMIN_SCOPES,
-        SCOPES,
         TENANT_SCOPES,
         create_key,
         normalize_scopes,
     )
 
-    unknown = sorted(set(scope or ()) - set(SCOPES))
-    if unknown:
-        err.print(f"[red]unknown scope {', '.join(unknown)}: use read, submit or admin[/]")
-        raise typer.Exit(2)
     if admin and scope:
         err.print("[red]give --admin or --scope, not both (--scope admin is --admin)[/]")
         raise typer.Exit(2)
     if name is not None and len(name) > 200:
         err.print("[red]--name is at most 200 characters[/]")
         raise typer.Exit(2)
+    given = ADMIN_SCOPES if admin else (scope or TENANT_SCOPES)
+    try:
+        scopes = normalize_scopes(given)  # the one check of scope names, as the API's
+    except InvalidInput as exc:
+        err.print(f"[red]{exc.code}: {exc.message}[/]")
+        raise typer.Exit(2) from exc
     expires_at = None if expires_in_days is None else time.time() + expires_in_days * 86400
     check_schema()
     with write_session() as session:
@@ -235,8 +237,6 @@ def keys_create(
             name=name,
         )
         audit_key_created(session, key)
-    given = ADMIN_SCOPES if admin else (scope or TENANT_SCOPES)
-    scopes = normalize_scopes(given)
     kind = ("admin key" if "admin" in scopes else "key") + " with scopes " + ", ".join(scopes)
     if expires_in_days is not None:
         kind += f", expiring in {expires_in_days:g} days"
